@@ -1,0 +1,193 @@
+//! The mechanisms behind a `Notifier`, one file per kernel object.
+//!
+//! Every backend meets the same contract, written once here:
+//!
+//! * **Creation** opens its fds non-blocking and close-on-exec, and on any
+//!   failure closes whatever it had already opened (every fd is an `OwnedFd`
+//!   or a `socket2::Socket` from the moment it exists) and returns the OS
+//!   error, `EMFILE` included.
+//! * **`write_wake`** makes the read end readable. A full buffer (`EAGAIN`)
+//!   means it is readable already, which is success. `EINTR` is retried.
+//!   Nothing ever raises `SIGPIPE`: the read end lives as long as the write
+//!   end (both are dropped together, when the last `Waker` or the `Notifier`
+//!   goes), and sockets are written with `MSG_NOSIGNAL` (`SO_NOSIGPIPE` on
+//!   Apple platforms) all the same.
+//! * **`read_wakes`** empties the read end: one `read` for an eventfd, reads
+//!   until a short read or `EAGAIN` for a byte stream.
+//! * **`fd`** is the read end, the one a reactor watches.
+//!
+//! The choice between mechanisms is made at run time from a [`Backend`]; what
+//! a platform lacks is compiled out and reported as `ErrorKind::Unsupported`.
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::time::{Duration, Instant};
+
+use crate::state::Signal;
+use crate::Backend;
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod eventfd;
+mod pipe;
+mod socketpair;
+mod tcp;
+
+/// One open backend: its fds and how to write and read a wake.
+#[derive(Debug)]
+pub(crate) enum Sys {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    EventFd(eventfd::EventFd),
+    Pipe(pipe::Pipe),
+    /// Both the AF_UNIX socketpair and the loopback TCP pair.
+    Socket(socketpair::SocketPair),
+}
+
+impl Sys {
+    /// Opens the fds of `backend`.
+    pub(crate) fn new(backend: Backend) -> io::Result<Sys> {
+        match backend {
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Backend::EventFd => eventfd::EventFd::new().map(Sys::EventFd),
+            Backend::Pipe => pipe::Pipe::new().map(Sys::Pipe),
+            Backend::UnixSocketPair => socketpair::SocketPair::new().map(Sys::Socket),
+            Backend::TcpLoopback => tcp::pair().map(Sys::Socket),
+            #[allow(unreachable_patterns)] // reachable where eventfd is compiled out
+            other => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("the {other} backend is not available on this platform"),
+            )),
+        }
+    }
+
+    /// The read end, the fd a reactor watches.
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        match self {
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Sys::EventFd(e) => e.fd(),
+            Sys::Pipe(p) => p.fd(),
+            Sys::Socket(s) => s.fd(),
+        }
+    }
+
+    /// Whether an edge-triggered watcher (mio on epoll) gets a fresh event for
+    /// every write even when nothing is ever read, so `drain` may skip the
+    /// read. True of an eventfd: every write wakes its epoll watchers, and the
+    /// 64-bit counter takes 2^64 - 2 writes to fill (and `write_wake` resets
+    /// it when it does, as `mio::Waker` does). False of byte streams: once
+    /// their buffer is full a write adds no edge.
+    pub(crate) fn edge_needs_no_read(&self) -> bool {
+        match self {
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Sys::EventFd(_) => true,
+            Sys::Pipe(_) | Sys::Socket(_) => false,
+        }
+    }
+}
+
+impl Signal for Sys {
+    fn write_wake(&self) -> io::Result<()> {
+        match self {
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Sys::EventFd(e) => e.write_wake(),
+            Sys::Pipe(p) => p.write_wake(),
+            Sys::Socket(s) => s.write_wake(),
+        }
+    }
+
+    fn read_wakes(&self) -> io::Result<bool> {
+        match self {
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Sys::EventFd(e) => e.read_wakes(),
+            Sys::Pipe(p) => p.read_wakes(),
+            Sys::Socket(s) => s.read_wakes(),
+        }
+    }
+}
+
+/// Turns a `read`/`write`-style return value into an `io::Result`.
+fn cvt(ret: libc::ssize_t) -> io::Result<usize> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret as usize)
+    }
+}
+
+/// Writes one byte to a byte stream (pipe or socket). `EINTR` is retried; a
+/// full buffer (`WouldBlock`) means the reader has bytes to read: success.
+fn write_stream(mut write: impl FnMut(&[u8]) -> io::Result<usize>) -> io::Result<()> {
+    loop {
+        match write(&[1]) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Empties a byte stream: reads until a short read (the stream had fewer
+/// bytes than the buffer, so it is empty now) or `WouldBlock`. `EINTR` is
+/// retried. `Ok(true)` if anything was read.
+fn read_stream(mut read: impl FnMut(&mut [u8]) -> io::Result<usize>) -> io::Result<bool> {
+    // One wake is one byte and at most one is written per drain cycle (plus
+    // one stray, see state.rs), so one read almost always empties the stream.
+    let mut buf = [0u8; 64];
+    let mut got = false;
+    loop {
+        match read(&mut buf) {
+            // End of stream: cannot happen while we hold both ends.
+            Ok(0) => return Ok(got),
+            Ok(n) if n < buf.len() => return Ok(true),
+            Ok(_) => got = true,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(got),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Blocks in [`poll(2)`] until `fd` is readable or `deadline` passes
+/// (`None`: no deadline). `EINTR` is retried with the time that is left.
+/// `Ok(true)` if readable.
+///
+/// [`poll(2)`]: https://man7.org/linux/man-pages/man2/poll.2.html
+pub(crate) fn poll_readable(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> io::Result<bool> {
+    loop {
+        let timeout_ms = match deadline {
+            None => -1,
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                // Round up so that we never wake before the deadline and
+                // spin on a zero timeout.
+                let ms = left.as_nanos().div_ceil(1_000_000);
+                ms.min(libc::c_int::MAX as u128) as libc::c_int
+            }
+        };
+        let mut pfd = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: `pfd` is a valid, initialized pollfd that lives across the
+        // call, and we pass a count of exactly one.
+        let n = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+        match n {
+            -1 => {
+                let err = io::Error::last_os_error();
+                if err.kind() != io::ErrorKind::Interrupted {
+                    return Err(err);
+                }
+            }
+            0 if deadline.is_some_and(|d| Instant::now() >= d) => return Ok(false),
+            0 => {} // woke a little early; go round with what is left
+            _ => return Ok(true),
+        }
+    }
+}
+
+/// The deadline `timeout` from now, or `None` for "no deadline" (also when
+/// the addition overflows, which only a near-infinite timeout does).
+pub(crate) fn deadline(timeout: Option<Duration>) -> Option<Instant> {
+    timeout.and_then(|t| Instant::now().checked_add(t))
+}
