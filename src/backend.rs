@@ -114,7 +114,9 @@ impl FromStr for Backend {
     fn from_str(s: &str) -> Result<Backend, ParseBackendError> {
         ALL.into_iter()
             .find(|b| b.name() == s)
-            .ok_or_else(|| ParseBackendError { input: s.to_owned() })
+            .ok_or_else(|| ParseBackendError {
+                input: s.to_owned(),
+            })
     }
 }
 

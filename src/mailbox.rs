@@ -268,7 +268,12 @@ impl<T> AsRawFd for Mailbox<T> {
 }
 
 impl<T> mio::event::Source for Mailbox<T> {
-    fn register(&mut self, registry: &Registry, token: Token, interests: Interest) -> io::Result<()> {
+    fn register(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
         self.notifier.register(registry, token, interests)
     }
 

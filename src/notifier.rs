@@ -229,7 +229,12 @@ fn check_interest(interests: Interest) -> io::Result<()> {
 }
 
 impl mio::event::Source for Notifier {
-    fn register(&mut self, registry: &Registry, token: Token, interests: Interest) -> io::Result<()> {
+    fn register(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
         check_interest(interests)?;
         SourceFd(&self.as_raw_fd()).register(registry, token, interests)?;
         self.skip_read = self.inner.sys.edge_needs_no_read();

@@ -31,12 +31,23 @@ fn fds_held(backend: Backend) -> usize {
 }
 
 fn set_nofile(soft: libc::rlim_t) -> libc::rlimit {
-    let mut old = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit/setrlimit with valid pointers to rlimit structs.
     unsafe {
         assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut old), 0);
-        let new = libc::rlimit { rlim_cur: soft, rlim_max: old.rlim_max };
-        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &new), 0, "{}", io::Error::last_os_error());
+        let new = libc::rlimit {
+            rlim_cur: soft,
+            rlim_max: old.rlim_max,
+        };
+        assert_eq!(
+            libc::setrlimit(libc::RLIMIT_NOFILE, &new),
+            0,
+            "{}",
+            io::Error::last_os_error()
+        );
     }
     old
 }
@@ -87,7 +98,11 @@ fn fds_are_cloexec_nonblocking_closed_once_and_never_leaked() {
     // 2. Thousands of create/use/drop cycles leave the count unchanged.
     let before = open_fds();
     for_each_backend!(|backend| {
-        let cycles = if backend == Backend::TcpLoopback { 500 } else { 2_000 };
+        let cycles = if backend == Backend::TcpLoopback {
+            500
+        } else {
+            2_000
+        };
         for i in 0..cycles {
             let notifier = Notifier::with_backend(backend).unwrap();
             let waker = notifier.waker();
@@ -109,14 +124,22 @@ fn fds_are_cloexec_nonblocking_closed_once_and_never_leaked() {
     //    listener, a connector and the accepted socket in turn), the error
     //    is EMFILE and nothing already opened is leaked.
     for_each_backend!(|backend| {
-        let needed = if backend == Backend::TcpLoopback { 3 } else { fds_held(backend) };
+        let needed = if backend == Backend::TcpLoopback {
+            3
+        } else {
+            fds_held(backend)
+        };
         for free in 0..needed {
             let before = open_fds();
             let old = set_nofile(limit_with_free_slots(free));
             let result = Notifier::with_backend(backend);
             restore_nofile(old);
             let err = result.expect_err("created with too few fds");
-            assert_eq!(err.raw_os_error(), Some(libc::EMFILE), "{backend} with {free} free: {err}");
+            assert_eq!(
+                err.raw_os_error(),
+                Some(libc::EMFILE),
+                "{backend} with {free} free: {err}"
+            );
             assert_eq!(open_fds(), before, "{backend} leaked with {free} free fds");
         }
         // And with just enough, it works.

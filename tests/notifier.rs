@@ -22,7 +22,10 @@ fn types_are_send_sync_and_waker_is_one_pointer() {
     util::assert_send::<Waker>();
     util::assert_sync::<Waker>();
     assert_eq!(std::mem::size_of::<Waker>(), std::mem::size_of::<usize>());
-    assert_eq!(std::mem::size_of::<Option<Waker>>(), std::mem::size_of::<usize>());
+    assert_eq!(
+        std::mem::size_of::<Option<Waker>>(),
+        std::mem::size_of::<usize>()
+    );
 }
 
 #[test]
@@ -54,7 +57,12 @@ fn linux_has_all_four_backends_eventfd_first() {
     assert_eq!(Backend::default(), Backend::EventFd);
     assert_eq!(
         Backend::available(),
-        [Backend::EventFd, Backend::Pipe, Backend::UnixSocketPair, Backend::TcpLoopback]
+        [
+            Backend::EventFd,
+            Backend::Pipe,
+            Backend::UnixSocketPair,
+            Backend::TcpLoopback
+        ]
     );
     assert_eq!(Notifier::new().unwrap().backend(), Backend::EventFd);
 }
@@ -222,7 +230,8 @@ fn level_triggered_epoll_sees_readable_after_notify_and_quiet_after_drain() {
             u64: 42,
         };
         // SAFETY: registers the notifier's live fd with our epoll fd.
-        let ret = unsafe { libc::epoll_ctl(epfd, libc::EPOLL_CTL_ADD, notifier.as_raw_fd(), &mut ev) };
+        let ret =
+            unsafe { libc::epoll_ctl(epfd, libc::EPOLL_CTL_ADD, notifier.as_raw_fd(), &mut ev) };
         assert_eq!(ret, 0, "epoll_ctl: {}", io::Error::last_os_error());
         let ready = |timeout_ms: i32| {
             let mut out = [libc::epoll_event { events: 0, u64: 0 }; 4];

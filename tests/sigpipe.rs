@@ -26,7 +26,10 @@ fn no_sigpipe_after_the_notifier_is_gone_or_its_socket_is_shut() {
         let waker = notifier.waker();
         drop(notifier);
         for _ in 0..3 {
-            assert_eq!(waker.notify().unwrap_err().kind(), io::ErrorKind::BrokenPipe);
+            assert_eq!(
+                waker.notify().unwrap_err().kind(),
+                io::ErrorKind::BrokenPipe
+            );
         }
     });
 
@@ -51,7 +54,10 @@ fn no_sigpipe_after_the_notifier_is_gone_or_its_socket_is_shut() {
                 }
                 Err(err) => {
                     assert!(
-                        matches!(err.kind(), io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset),
+                        matches!(
+                            err.kind(),
+                            io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+                        ),
                         "{backend}: {err:?}"
                     );
                     errors += 1;

@@ -163,7 +163,12 @@ fn no_lost_wake_with_two_racing_drains() {
 
 #[test]
 fn no_lost_wake_without_reads_edge_triggered() {
-    two_senders_one_drainer("no_lost_wake_without_reads_edge_triggered", drain_no_read, 2, true);
+    two_senders_one_drainer(
+        "no_lost_wake_without_reads_edge_triggered",
+        drain_no_read,
+        2,
+        true,
+    );
 }
 
 /// The check above is not vacuous: with the clear before the read, loom

@@ -62,13 +62,26 @@ pub fn poll_retrying(poll: &mut Poll, events: &mut Events, timeout: Option<Durat
 
 fn fd_flags(fd: RawFd) -> (libc::c_int, libc::c_int) {
     // SAFETY: fcntl with F_GETFD/F_GETFL only reads flags of `fd`.
-    let (fd_flags, fl_flags) = unsafe { (libc::fcntl(fd, libc::F_GETFD), libc::fcntl(fd, libc::F_GETFL)) };
-    assert!(fd_flags >= 0 && fl_flags >= 0, "fcntl({fd}): {}", io::Error::last_os_error());
+    let (fd_flags, fl_flags) = unsafe {
+        (
+            libc::fcntl(fd, libc::F_GETFD),
+            libc::fcntl(fd, libc::F_GETFL),
+        )
+    };
+    assert!(
+        fd_flags >= 0 && fl_flags >= 0,
+        "fcntl({fd}): {}",
+        io::Error::last_os_error()
+    );
     (fd_flags, fl_flags)
 }
 
 pub fn assert_cloexec(fd: RawFd) {
-    assert_ne!(fd_flags(fd).0 & libc::FD_CLOEXEC, 0, "fd {fd} is not close-on-exec");
+    assert_ne!(
+        fd_flags(fd).0 & libc::FD_CLOEXEC,
+        0,
+        "fd {fd} is not close-on-exec"
+    );
 }
 
 pub fn assert_nonblocking(fd: RawFd) {

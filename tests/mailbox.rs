@@ -1,0 +1,320 @@
+//! Mailbox and Sender through the public API, on every backend.
+
+mod util;
+
+use std::collections::HashSet;
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use mio::{Events, Interest, Poll, Token};
+use util::{expect_no_wake, expect_wake, is_readable, poll_retrying, TIMEOUT};
+use wakefd::{Mailbox, SendError, Sender};
+
+const MAILBOX: Token = Token(3);
+
+#[test]
+fn types_are_send_and_sync() {
+    util::assert_send::<Mailbox<String>>();
+    util::assert_sync::<Mailbox<String>>();
+    util::assert_send::<Sender<String>>();
+    util::assert_sync::<Sender<String>>();
+    util::assert_send::<SendError<String>>();
+}
+
+/// 8 senders x 100k messages through a mio loop: nothing lost, nothing
+/// duplicated, FIFO per sender, every poll bounded.
+#[test]
+fn eight_senders_through_mio_lose_nothing_and_keep_order() {
+    const SENDERS: usize = 8;
+    const PER_SENDER: u32 = 100_000;
+    for_each_backend!(|backend| {
+        let mut mailbox = Mailbox::<(usize, u32)>::with_backend(backend).unwrap();
+        let mut poll = Poll::new().unwrap();
+        let mut events = Events::with_capacity(8);
+        poll.registry()
+            .register(&mut mailbox, MAILBOX, Interest::READABLE)
+            .unwrap();
+        let start = Arc::new(Barrier::new(SENDERS));
+        let senders: Vec<_> = (0..SENDERS)
+            .map(|id| {
+                let (sender, start) = (mailbox.sender(), Arc::clone(&start));
+                thread::spawn(move || {
+                    start.wait();
+                    for seq in 0..PER_SENDER {
+                        sender.send((id, seq)).unwrap();
+                    }
+                })
+            })
+            .collect();
+
+        let mut next = [0u32; SENDERS];
+        let mut total = 0usize;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while total < SENDERS * PER_SENDER as usize {
+            assert!(
+                Instant::now() < deadline,
+                "stalled at {total} messages: {next:?}"
+            );
+            poll_retrying(&mut poll, &mut events, Some(TIMEOUT));
+            assert!(
+                !events.is_empty(),
+                "lost wake: no event within {TIMEOUT:?} at {total}"
+            );
+            for (id, seq) in mailbox.drain() {
+                assert_eq!(seq, next[id], "sender {id}: out of order or duplicated");
+                next[id] += 1;
+                total += 1;
+            }
+        }
+        for s in senders {
+            s.join().unwrap();
+        }
+        assert_eq!(next, [PER_SENDER; SENDERS]);
+        assert_eq!(mailbox.try_recv(), None);
+    });
+}
+
+#[test]
+fn try_recv_until_none_rearms_the_wake() {
+    for_each_backend!(|backend| {
+        let mut mailbox = Mailbox::with_backend(backend).unwrap();
+        let mut poll = Poll::new().unwrap();
+        let mut events = Events::with_capacity(8);
+        poll.registry()
+            .register(&mut mailbox, MAILBOX, Interest::READABLE)
+            .unwrap();
+        let sender = mailbox.sender();
+        for round in 0..50 {
+            sender.send(round).unwrap();
+            sender.send(round + 1000).unwrap();
+            expect_wake(&mut poll, &mut events, MAILBOX);
+            assert_eq!(mailbox.try_recv(), Some(round));
+            assert_eq!(mailbox.try_recv(), Some(round + 1000));
+            assert_eq!(mailbox.try_recv(), None);
+            expect_no_wake(&mut poll, &mut events, MAILBOX);
+        }
+    });
+}
+
+#[test]
+fn drain_leaves_the_raw_fd_quiet() {
+    for_each_backend!(|backend| {
+        let mailbox = Mailbox::with_backend(backend).unwrap();
+        mailbox.sender().send("x").unwrap();
+        assert!(is_readable(&mailbox));
+        assert_eq!(mailbox.drain().collect::<Vec<_>>(), ["x"]);
+        assert!(!is_readable(&mailbox));
+    });
+}
+
+#[test]
+fn a_drain_dropped_early_keeps_the_rest_in_order() {
+    let mailbox = Mailbox::new().unwrap();
+    let sender = mailbox.sender();
+    for i in 0..10 {
+        sender.send(i).unwrap();
+    }
+    let mut drain = mailbox.drain();
+    assert_eq!(drain.len(), 10);
+    assert_eq!(drain.next(), Some(0));
+    assert_eq!(drain.next(), Some(1));
+    drop(drain);
+    sender.send(10).unwrap();
+    assert_eq!(mailbox.try_recv(), Some(2));
+    assert_eq!(
+        mailbox.drain().collect::<Vec<_>>(),
+        (3..=10).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn wait_times_out_then_sees_a_message() {
+    for_each_backend!(|backend| {
+        let mailbox = Mailbox::with_backend(backend).unwrap();
+        let start = Instant::now();
+        assert!(!mailbox.wait(Some(Duration::from_millis(30))).unwrap());
+        assert!(start.elapsed() >= Duration::from_millis(30));
+        let sender = mailbox.sender();
+        let worker = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(20));
+            sender.send(5).unwrap();
+        });
+        assert!(mailbox.wait(Some(TIMEOUT)).unwrap());
+        assert_eq!(mailbox.try_recv(), Some(5));
+        worker.join().unwrap();
+        // Already queued: no blocking.
+        mailbox.sender().send(6).unwrap();
+        assert!(mailbox.wait(None).unwrap());
+        assert_eq!(mailbox.drain().collect::<Vec<_>>(), [6]);
+    });
+}
+
+/// Not Debug, not Clone: SendError must not need either.
+struct Opaque(u32);
+
+#[test]
+fn send_after_mailbox_drop_gives_the_message_back() {
+    for_each_backend!(|backend| {
+        let mailbox = Mailbox::with_backend(backend).unwrap();
+        let sender = mailbox.sender();
+        drop(mailbox);
+        let err: SendError<Opaque> = sender.send(Opaque(9)).unwrap_err();
+        assert_eq!(format!("{err:?}"), "SendError(..)");
+        assert!(!err.to_string().is_empty());
+        let boxed: Box<dyn std::error::Error> = Box::new(SendError(Opaque(1)));
+        drop(boxed);
+        assert_eq!(err.0 .0, 9);
+        assert_eq!(err.into_inner().0, 9);
+    });
+}
+
+/// Counts its drops in a per-id slot, to prove each message drops once.
+struct Counted {
+    id: usize,
+    drops: Arc<Vec<AtomicUsize>>,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.drops[self.id].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn counters(n: usize) -> Arc<Vec<AtomicUsize>> {
+    Arc::new((0..n).map(|_| AtomicUsize::new(0)).collect())
+}
+
+#[test]
+fn messages_queued_at_drop_are_dropped_exactly_once() {
+    let drops = counters(100);
+    let mailbox = Mailbox::new().unwrap();
+    let sender = mailbox.sender();
+    for id in 0..100 {
+        sender
+            .send(Counted {
+                id,
+                drops: Arc::clone(&drops),
+            })
+            .map_err(|_| "send")
+            .unwrap();
+    }
+    // Some taken and dropped by the loop, some left in a half-read drain,
+    // the rest still queued.
+    let mut drain = mailbox.drain();
+    for _ in 0..30 {
+        drop(drain.next().unwrap());
+    }
+    drop(drain);
+    assert_eq!(
+        drops
+            .iter()
+            .map(|d| d.load(Ordering::Relaxed))
+            .sum::<usize>(),
+        30
+    );
+    drop(mailbox);
+    for (id, d) in drops.iter().enumerate() {
+        assert_eq!(d.load(Ordering::Relaxed), 1, "message {id}");
+    }
+    drop(sender);
+}
+
+/// Sends racing the Mailbox's drop: every message is received, or handed
+/// back in `SendError`, or dropped with the queue; each is dropped once.
+#[test]
+fn sends_racing_the_mailbox_drop_are_never_stranded() {
+    const SENDERS: usize = 4;
+    const PER_SENDER: usize = 2_000;
+    for round in 0..40 {
+        let drops = counters(SENDERS * PER_SENDER);
+        let received = Arc::new(AtomicUsize::new(0));
+        let returned = Arc::new(AtomicUsize::new(0));
+        let mailbox = Mailbox::new().unwrap();
+        let start = Arc::new(Barrier::new(SENDERS + 1));
+        let senders: Vec<_> = (0..SENDERS)
+            .map(|s| {
+                let sender = mailbox.sender();
+                let (drops, returned, start) = (
+                    Arc::clone(&drops),
+                    Arc::clone(&returned),
+                    Arc::clone(&start),
+                );
+                thread::spawn(move || {
+                    start.wait();
+                    for i in 0..PER_SENDER {
+                        let msg = Counted {
+                            id: s * PER_SENDER + i,
+                            drops: Arc::clone(&drops),
+                        };
+                        if let Err(SendError(msg)) = sender.send(msg) {
+                            assert_eq!(msg.drops[msg.id].load(Ordering::Relaxed), 0);
+                            returned.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                })
+            })
+            .collect();
+        start.wait();
+        // Receive a varying amount, then drop the mailbox mid-stream.
+        for _ in 0..round * 5 {
+            received.fetch_add(mailbox.drain().count(), Ordering::Relaxed);
+        }
+        drop(mailbox);
+        for s in senders {
+            s.join().unwrap();
+        }
+        for (id, d) in drops.iter().enumerate() {
+            assert_eq!(d.load(Ordering::Relaxed), 1, "round {round}: message {id}");
+        }
+        assert!(
+            received.load(Ordering::Relaxed) + returned.load(Ordering::Relaxed)
+                <= SENDERS * PER_SENDER
+        );
+    }
+}
+
+#[test]
+fn unsupported_interest_is_rejected() {
+    let poll = Poll::new().unwrap();
+    let mut mailbox = Mailbox::<()>::new().unwrap();
+    let err = poll
+        .registry()
+        .register(&mut mailbox, MAILBOX, Interest::WRITABLE)
+        .unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+}
+
+#[test]
+fn senders_from_several_threads_are_fifo_each_with_wait() {
+    // No reactor: the consumer blocks in Mailbox::wait.
+    let mailbox = Mailbox::new().unwrap();
+    let senders: Vec<_> = (0..3)
+        .map(|id| {
+            let sender = mailbox.sender();
+            thread::spawn(move || {
+                for seq in 0..10_000u32 {
+                    sender.send((id, seq)).unwrap();
+                }
+            })
+        })
+        .collect();
+    let mut next = [0u32; 3];
+    let mut seen = HashSet::new();
+    while next.iter().sum::<u32>() < 30_000 {
+        assert!(
+            mailbox.wait(Some(TIMEOUT)).unwrap(),
+            "lost wake at {next:?}"
+        );
+        for (id, seq) in mailbox.drain() {
+            assert_eq!(seq, next[id]);
+            assert!(seen.insert((id, seq)));
+            next[id] += 1;
+        }
+    }
+    for s in senders {
+        s.join().unwrap();
+    }
+}

@@ -1,0 +1,66 @@
+//! Its own test binary: a counting global allocator proves that steady
+//! Mailbox traffic allocates nothing per message (the buffers are reused).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use wakefd::Mailbox;
+
+struct Counting;
+
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator, only counting calls.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as our caller's.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as our caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as our caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[test]
+fn steady_traffic_allocates_nothing_per_message() {
+    for backend in wakefd::Backend::available() {
+        let mailbox = Mailbox::<u64>::with_backend(backend).unwrap();
+        let sender = mailbox.sender();
+        let mut sum = 0;
+        let mut round = |n: u64| {
+            for i in 0..n {
+                sender.send(i).unwrap();
+            }
+            sum += mailbox.drain().sum::<u64>();
+            for i in 0..n {
+                sender.send(i).unwrap();
+            }
+            while let Some(i) = mailbox.try_recv() {
+                sum += i;
+            }
+        };
+        // Warm up: both buffers grow to the burst size.
+        for _ in 0..4 {
+            round(64);
+        }
+        let before = ALLOCS.load(Ordering::Relaxed);
+        for _ in 0..1_000 {
+            round(64);
+        }
+        let after = ALLOCS.load(Ordering::Relaxed);
+        assert_eq!(after - before, 0, "{backend}: allocations in steady state");
+        assert_eq!(sum, 1_004 * 2 * (0..64).sum::<u64>());
+    }
+}
