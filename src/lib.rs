@@ -70,3 +70,8 @@ mod sys;
 pub use backend::{Backend, ParseBackendError};
 pub use mailbox::{Drain, Mailbox, SendError, Sender};
 pub use notifier::{Notifier, Waker};
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
