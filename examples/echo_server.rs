@@ -1,0 +1,102 @@
+//! The echo server of the select/poll/epoll tutorials, done right on mio.
+//!
+//! One I/O thread accepts and reads lines; a pool of workers uppercases them
+//! (after `--work-us` of busy work per line) and hands each reply back to the
+//! I/O thread through a `wakefd::Mailbox`. The I/O thread writes the replies
+//! in the order of each connection's lines, with partial writes and
+//! back-pressure handled, and sheds connections instead of spinning when the
+//! process runs out of file descriptors. The server itself is in
+//! `examples/common/echo.rs`, which the tests share.
+//!
+//! ```text
+//! cargo run --release --example echo_server -- --workers 2
+//! printf 'hello\nworld\n' | nc -q1 127.0.0.1 7878       # HELLO WORLD
+//! cargo run --release --example echo_load -- --clients 50 --seconds 5
+//! ```
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use wakefd::Backend;
+
+#[path = "common/echo.rs"]
+mod echo;
+
+/// A line echo server (replies in upper case) whose workers answer through a
+/// wakefd Mailbox.
+#[derive(Debug, Parser)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:7878")]
+    addr: SocketAddr,
+    /// Worker threads [default: the number of CPUs].
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Busy work per line, in microseconds, standing for real work.
+    #[arg(long, default_value_t = 0)]
+    work_us: u64,
+    /// Backend of the reply mailbox: eventfd, pipe, socketpair or tcp.
+    #[arg(long, default_value_t = Backend::default())]
+    backend: Backend,
+    /// Stop after this many seconds and print the counters (default: run
+    /// until killed).
+    #[arg(long)]
+    seconds: Option<u64>,
+    /// Log every connection error.
+    #[arg(long, short)]
+    verbose: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let mut config = echo::Config {
+        work_per_line: Duration::from_micros(args.work_us),
+        backend: args.backend,
+        verbose: args.verbose,
+        ..echo::Config::default()
+    };
+    if let Some(workers) = args.workers {
+        config.workers = workers.max(1);
+    }
+    let listener = match echo::bind(args.addr) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("echo_server: cannot listen on {}: {e}", args.addr);
+            return ExitCode::FAILURE;
+        }
+    };
+    println!(
+        "echo_server listening on {} (backlog {}, {} workers, {} us of work per line, {} mailbox)",
+        listener.local_addr().map_or(args.addr, |a| a),
+        echo::max_backlog(),
+        config.workers,
+        args.work_us,
+        config.backend,
+    );
+    let server = match echo::Running::start(listener, config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("echo_server: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match args.seconds {
+        Some(secs) => {
+            std::thread::sleep(Duration::from_secs(secs));
+            server.stop()
+        }
+        None => server.wait(),
+    };
+    match result {
+        Ok(stats) => {
+            println!("{stats:#?}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("echo_server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
