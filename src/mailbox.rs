@@ -128,6 +128,10 @@ impl<T> Mailbox<T> {
     /// yield before it is dropped stay in the mailbox, first in line for the
     /// next `drain` or `try_recv`.
     ///
+    /// A readiness event may find the mailbox empty: a send wakes the loop
+    /// after it queued its message, so an earlier drain may already have
+    /// taken the message when the wake arrives.
+    ///
     /// # Examples
     ///
     /// ```

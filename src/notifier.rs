@@ -140,6 +140,11 @@ impl Notifier {
     /// counter need not be read (`mio::Waker` never reads it either). Don't
     /// also watch the raw fd level-triggered while it is registered with mio.
     ///
+    /// A readiness event may find nothing to drain (`Ok(false)`): a `notify`
+    /// whose work an earlier `drain` already covered can still be writing its
+    /// wake when that drain ends. Such a spurious wake costs one more drain;
+    /// a loop must simply not assume that every event carries work.
+    ///
     /// # Errors
     ///
     /// The OS error of a failed `read` (none is expected on these fds).
