@@ -19,9 +19,6 @@ struct Queue<T> {
     items: VecDeque<T>,
     /// The Mailbox is gone: `send` hands messages back.
     closed: bool,
-    /// A send's wake failed with an OS error: the next send must wake even
-    /// though the queue is not empty.
-    rewake: bool,
 }
 
 struct Shared<T> {
@@ -102,7 +99,6 @@ impl<T> Mailbox<T> {
                 queue: Mutex::new(Queue {
                     items: VecDeque::new(),
                     closed: false,
-                    rewake: false,
                 }),
             }),
             local: Mutex::new(VecDeque::new()),
@@ -126,7 +122,8 @@ impl<T> Mailbox<T> {
     ///
     /// Call it when the mailbox is readable. Messages the iterator does not
     /// yield before it is dropped stay in the mailbox, first in line for the
-    /// next `drain` or `try_recv`.
+    /// next `drain` or `try_recv`. (Keep one `Drain` alive at a time: with
+    /// two, the older one's leftovers may come after the newer one's.)
     ///
     /// A readiness event may find the mailbox empty: a send wakes the loop
     /// after it queued its message, so an earlier drain may already have
@@ -364,28 +361,21 @@ impl<T> Sender<T> {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn send(&self, msg: T) -> Result<(), SendError<T>> {
-        let wake = {
+        {
             let mut queue = self.shared.queue.lock();
             if queue.closed {
                 return Err(SendError(msg));
             }
-            // Only the send that finds the queue empty wakes the loop: the
-            // messages behind it are taken by the same drain as its own.
-            let wake = queue.items.is_empty() || mem::take(&mut queue.rewake);
             queue.items.push_back(msg);
-            wake
-        };
-        if wake {
-            match self.waker.notify() {
-                // BrokenPipe: the Mailbox dropped after our push, and so
-                // dropped our message with its queue.
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
-                // The wake did not reach the fd (no such error is expected).
-                // The message is queued; make the next send wake again.
-                Err(_) => self.shared.queue.lock().rewake = true,
-            }
         }
+        // Publish, then wake: one atomic operation while a wake is pending.
+        // Every send notifies (rather than only the one that found the queue
+        // empty), so a message never waits on another sender's wake.
+        // The result is ignored on purpose. BrokenPipe: the Mailbox dropped
+        // after our push, and dropped our message with its queue. Any other
+        // error (none is expected) leaves the message queued and no wake
+        // pending, so the next send writes the wake again.
+        let _ = self.waker.notify();
         Ok(())
     }
 }

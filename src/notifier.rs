@@ -142,7 +142,7 @@ impl Notifier {
     ///
     /// A readiness event may find nothing to drain (`Ok(false)`): a `notify`
     /// whose work an earlier `drain` already covered can still be writing its
-    /// wake when that drain ends. Such a spurious wake costs one more drain;
+    /// wake when that drain ends. Such a spurious event costs one more drain;
     /// a loop must simply not assume that every event carries work.
     ///
     /// # Errors
@@ -187,7 +187,8 @@ impl Notifier {
                 return Ok(true);
             }
             // A stray byte from a wake that an earlier drain had already
-            // counted (see state.rs): nothing new, keep waiting.
+            // reported (see state.rs), or a counter left unread while the
+            // notifier was registered with mio: nothing new, keep waiting.
         }
     }
 }
@@ -296,7 +297,9 @@ impl Waker {
     /// `ErrorKind::BrokenPipe` once the `Notifier` is dropped. Otherwise the
     /// OS error of a failed `write` (none is expected; a full buffer is
     /// success, `EINTR` is retried); the wake is then not pending, and the
-    /// next call writes again.
+    /// next call writes again. A call on another thread that coalesced into
+    /// the failed wake meanwhile returned `Ok`; its work is seen after the
+    /// next successful wake.
     pub fn notify(&self) -> io::Result<()> {
         self.inner.state.notify(&self.inner.sys)
     }

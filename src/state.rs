@@ -28,9 +28,15 @@
 //!
 //! Reading first leaves one harmless race: a sender that set `PENDING` before
 //! the clear may write its byte after the read. The fd is then readable with
-//! `PENDING` clear; the loop gets one spurious wake, and the next drain (which
-//! always reads, except in the edge-triggered no-read mode where a stray write
-//! is just one more edge) removes it.
+//! `PENDING` clear; the loop gets one spurious readiness event, and the next
+//! drain (which always reads, except in the edge-triggered no-read mode where
+//! a stray write is just one more edge) removes it and reports no wake, since
+//! the clear that came before already published that sender's work.
+//!
+//! A failed write (no such error is expected on these fds) clears `PENDING`
+//! again so that the next notify retries; a caller that coalesced into the
+//! failed wake in the meantime got `Ok` for a wake that was not written, and
+//! its work waits for the next successful notify.
 
 use std::io;
 
@@ -97,19 +103,25 @@ impl State {
     }
 
     /// The loop's half: consume the fd (when `read` is true), then re-arm.
-    /// Returns `true` if a wake was pending or found in the fd.
+    /// Returns `true` if a wake was pending.
     pub(crate) fn drain(&self, fd: &impl Signal, read: bool) -> io::Result<bool> {
         // 1. Consume the fd first. See the module doc for why the clear must
         //    not come before this.
-        let consumed = if read { fd.read_wakes()? } else { false };
-        // 2. Re-arm. Acquire: this read-modify-write reads the last value in
-        //    the word's modification order, which continues the release
-        //    sequence of every notify that set PENDING (or found it set)
-        //    since the previous clear, so their work is visible to the loop
-        //    when it looks at its queues after this call. Release: orders the
-        //    read above before the clear for the next sender's Acquire.
+        let consumed = if read { fd.read_wakes() } else { Ok(false) };
+        // 2. Re-arm, even if the read failed: a PENDING left set would
+        //    coalesce every later notify into a wake that never comes.
+        //    Acquire: this read-modify-write reads the last value in the
+        //    word's modification order, which continues the release sequence
+        //    of every notify that set PENDING (or found it set) since the
+        //    previous clear, so their work is visible to the loop when it
+        //    looks at its queues after this call. Release: orders the read
+        //    above before the clear for the next sender's Acquire.
         let prev = self.word.fetch_and(!PENDING, AcqRel);
-        Ok(consumed || prev & PENDING != 0)
+        consumed?;
+        // Only PENDING says whether there was a wake. A byte found while it
+        // was clear is a stray (see the module doc): its sender's work was
+        // published to an earlier drain, so it is not reported again.
+        Ok(prev & PENDING != 0)
     }
 
     /// Marks the loop's end as gone; later `notify` calls fail.

@@ -351,3 +351,24 @@ fn debug_output_names_the_backend() {
     let text = format!("{notifier:?} {:?}", notifier.waker());
     assert!(text.contains("Pipe"), "{text}");
 }
+
+/// While registered with mio the eventfd counter is not read, so it stays
+/// non-zero; neither `wait` nor a later `drain` may take that for a wake.
+#[test]
+fn an_unread_counter_is_not_reported_as_a_wake() {
+    for_each_backend!(|backend| {
+        let poll = Poll::new().unwrap();
+        let mut notifier = Notifier::with_backend(backend).unwrap();
+        poll.registry()
+            .register(&mut notifier, NOTIFIER, Interest::READABLE)
+            .unwrap();
+        notifier.waker().notify().unwrap();
+        assert!(notifier.drain().unwrap());
+        let start = Instant::now();
+        assert!(!notifier.wait(Some(Duration::from_millis(50))).unwrap(), "spurious wake");
+        assert!(start.elapsed() >= Duration::from_millis(50));
+        poll.registry().deregister(&mut notifier).unwrap();
+        assert!(!notifier.drain().unwrap(), "no notify since the last drain");
+        assert!(!is_readable(&notifier));
+    });
+}

@@ -80,14 +80,16 @@ fn inet(addr: SockAddr) -> io::Result<SocketAddr> {
 fn accept_own(listener: &Socket, ours: SocketAddr) -> io::Result<Socket> {
     let deadline = deadline(Some(TIMEOUT));
     let mut strays = 0;
-    while strays <= MAX_STRAYS {
+    while strays < MAX_STRAYS {
         match listener.accept() {
             Ok((socket, peer)) if peer.as_socket() == Some(ours) => return Ok(socket),
             // Someone else's connection: close it and keep looking.
             Ok(_) => strays += 1,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            // A peer that reset before we accepted it is a stray too.
-            Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => strays += 1,
+            // A peer that reset before we accepted it is a stray too, and so
+            // is a connection whose network error accept(2) reports (Linux
+            // passes them on; its man page says to retry).
+            Err(e) if is_pending_network_error(&e) => strays += 1,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 if !poll_readable(listener.as_fd(), deadline)? {
                     return Err(io::Error::new(
@@ -106,4 +108,22 @@ fn accept_own(listener: &Socket, ours: SocketAddr) -> io::Result<Socket> {
              another process is connecting to our ephemeral port"
         ),
     ))
+}
+
+/// Errors of `accept` that belong to the connection being accepted, not to
+/// the listener: retry with the next one.
+fn is_pending_network_error(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(
+            libc::ECONNABORTED
+                | libc::EPROTO
+                | libc::ENETDOWN
+                | libc::ENOPROTOOPT
+                | libc::EHOSTDOWN
+                | libc::EHOSTUNREACH
+                | libc::EOPNOTSUPP
+                | libc::ENETUNREACH
+        )
+    )
 }
