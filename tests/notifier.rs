@@ -365,7 +365,10 @@ fn an_unread_counter_is_not_reported_as_a_wake() {
         notifier.waker().notify().unwrap();
         assert!(notifier.drain().unwrap());
         let start = Instant::now();
-        assert!(!notifier.wait(Some(Duration::from_millis(50))).unwrap(), "spurious wake");
+        assert!(
+            !notifier.wait(Some(Duration::from_millis(50))).unwrap(),
+            "spurious wake"
+        );
         assert!(start.elapsed() >= Duration::from_millis(50));
         poll.registry().deregister(&mut notifier).unwrap();
         assert!(!notifier.drain().unwrap(), "no notify since the last drain");
