@@ -22,10 +22,13 @@
 
 use std::hint::black_box;
 use std::io;
-use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
+
+#[path = "../examples/common/flag.rs"]
+mod flag;
+use flag::Flag;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use mio::{Events, Interest, Poll, Token};
@@ -196,54 +199,8 @@ fn crossbeam_wake_each(producers: u64, iters: u64) -> Duration {
     })
 }
 
-/// A hand-written coalescing flag in front of a `mio::Waker`: the producer
-/// wakes only when no wake is pending. `true` means pending.
-struct Flag {
-    pending: AtomicBool,
-    waker: mio::Waker,
-    /// Look at the flag with a plain load (behind a SeqCst fence) before
-    /// the swap, so that producers share its cache line while a wake is
-    /// pending instead of taking it exclusively on every message.
-    load_first: bool,
-}
-
-impl Flag {
-    /// After publishing a message: wake unless a wake is pending.
-    #[inline]
-    fn after_send(&self) {
-        if self.load_first {
-            // The fence pairs with the consumer's: either the consumer's
-            // drain sees our message, or our load sees its clear (and then
-            // we swap and wake). Without it the load could see a stale
-            // `true` while the consumer misses the message (store buffering).
-            fence(Ordering::SeqCst);
-            if self.pending.load(Ordering::Relaxed) {
-                return;
-            }
-        }
-        // Release/acquire through the flag's RMW chain: the consumer's
-        // clear reads this swap (or a later one), so it sees the message.
-        if !self.pending.swap(true, Ordering::AcqRel) {
-            self.waker.wake().expect("wake");
-        }
-    }
-
-    /// On the consumer, after a wake and before draining: re-arm.
-    #[inline]
-    fn clear(&self) {
-        self.pending.swap(false, Ordering::AcqRel);
-        if self.load_first {
-            fence(Ordering::SeqCst);
-        }
-    }
-}
-
 fn new_flag(consumer: &Consumer, load_first: bool) -> Arc<Flag> {
-    Arc::new(Flag {
-        pending: AtomicBool::new(false),
-        waker: mio::Waker::new(consumer.poll.registry(), TOKEN).expect("waker"),
-        load_first,
-    })
+    Arc::new(Flag::new(consumer.poll.registry(), TOKEN, load_first).expect("waker"))
 }
 
 /// crossbeam-channel + the coalescing flag + `mio::Waker`.
@@ -255,7 +212,7 @@ fn crossbeam_flag(producers: u64, iters: u64, load_first: bool) -> Duration {
         let (tx, flag) = (tx.clone(), Arc::clone(&flag));
         move |i| {
             tx.send(i).expect("send");
-            flag.after_send();
+            flag.after_send().expect("wake");
         }
     };
     run_producers(producers, iters * MSGS, make, |total| {
@@ -280,7 +237,7 @@ fn std_mpsc_flag(producers: u64, iters: u64) -> Duration {
         let (tx, flag) = (tx.clone(), Arc::clone(&flag));
         move |i| {
             tx.send(i).expect("send");
-            flag.after_send();
+            flag.after_send().expect("wake");
         }
     };
     run_producers(producers, iters * MSGS, make, |total| {

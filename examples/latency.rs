@@ -40,7 +40,7 @@ use std::fmt::Write as _;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -286,6 +286,10 @@ fn mio_waker_pair() -> io::Result<(Box<dyn Side>, Box<dyn Side>)> {
 /// The hand-written baselines: an eventfd and an epoll instance per side,
 /// straight `libc` calls, nothing else.
 #[cfg(any(target_os = "linux", target_os = "android"))]
+#[path = "common/flag.rs"]
+mod flag;
+use flag::Flag;
+
 mod raw {
     use std::io;
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -929,47 +933,6 @@ impl MailMech {
     }
 }
 
-/// A hand-written coalescing flag in front of a `mio::Waker`: a producer
-/// wakes the consumer only when no wake is pending (`pending` false).
-struct Flag {
-    pending: AtomicBool,
-    waker: mio::Waker,
-    /// Look at the flag with a plain load (behind a SeqCst fence) before
-    /// the swap, so that producers share its cache line while a wake is
-    /// pending instead of taking it exclusively on every message.
-    load_first: bool,
-}
-
-impl Flag {
-    /// After publishing a message: wake unless a wake is pending.
-    #[inline]
-    fn after_send(&self) -> io::Result<()> {
-        if self.load_first {
-            // Pairs with the consumer's fence: either its drain sees our
-            // message, or our load sees its clear (and we swap and wake).
-            fence(Ordering::SeqCst);
-            if self.pending.load(Ordering::Relaxed) {
-                return Ok(());
-            }
-        }
-        // The consumer's clear reads this swap or a later one in the flag's
-        // RMW chain, so it sees the message.
-        if !self.pending.swap(true, Ordering::AcqRel) {
-            self.waker.wake()?;
-        }
-        Ok(())
-    }
-
-    /// On the consumer, after a wake and before draining: re-arm.
-    #[inline]
-    fn clear(&self) {
-        self.pending.swap(false, Ordering::AcqRel);
-        if self.load_first {
-            fence(Ordering::SeqCst);
-        }
-    }
-}
-
 /// One producer's send: for crossbeam and std channels, optionally behind a
 /// flag; for wakefd, a Mailbox sender.
 enum MailTx {
@@ -1044,11 +1007,8 @@ fn mailbox_run(mech: MailMech, producers: u32, msgs: u64, timeout: Duration) -> 
                     .map(|_| MailTx::Crossbeam(tx.clone(), None, Some(Arc::clone(&waker))))
                     .collect()
             } else {
-                let f = Arc::new(Flag {
-                    pending: AtomicBool::new(false),
-                    waker: mio::Waker::new(poll.registry(), TOKEN)?,
-                    load_first: mech == MailMech::CrossbeamFlagLoad,
-                });
+                let load_first = mech == MailMech::CrossbeamFlagLoad;
+                let f = Arc::new(Flag::new(poll.registry(), TOKEN, load_first)?);
                 flag = Some(Arc::clone(&f));
                 (0..producers)
                     .map(|_| MailTx::Crossbeam(tx.clone(), Some(Arc::clone(&f)), None))
@@ -1058,11 +1018,7 @@ fn mailbox_run(mech: MailMech, producers: u32, msgs: u64, timeout: Duration) -> 
         MailMech::StdMpscFlag => {
             let (tx, rx) = std::sync::mpsc::channel();
             std_rx = Some(rx);
-            let f = Arc::new(Flag {
-                pending: AtomicBool::new(false),
-                waker: mio::Waker::new(poll.registry(), TOKEN)?,
-                load_first: true,
-            });
+            let f = Arc::new(Flag::new(poll.registry(), TOKEN, true)?);
             flag = Some(Arc::clone(&f));
             (0..producers)
                 .map(|_| MailTx::Std(tx.clone(), Arc::clone(&f)))
