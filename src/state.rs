@@ -53,8 +53,9 @@ pub(crate) trait Signal {
     /// already, which is success.
     fn write_wake(&self) -> io::Result<()>;
 
-    /// Consumes every wake in the fd; `Ok(true)` if there was one.
-    fn read_wakes(&self) -> io::Result<bool>;
+    /// Consumes every wake in the fd. (Whether there was one is not asked:
+    /// only `PENDING` says whether a wake is due, see `drain`.)
+    fn read_wakes(&self) -> io::Result<()>;
 }
 
 /// The state word shared by a `Notifier` and its `Waker`s.
@@ -107,7 +108,7 @@ impl State {
     pub(crate) fn drain(&self, fd: &impl Signal, read: bool) -> io::Result<bool> {
         // 1. Consume the fd first. See the module doc for why the clear must
         //    not come before this.
-        let consumed = if read { fd.read_wakes() } else { Ok(false) };
+        let consumed = if read { fd.read_wakes() } else { Ok(()) };
         // 2. Re-arm, even if the read failed: a PENDING left set would
         //    coalesce every later notify into a wake that never comes.
         //    Acquire: this read-modify-write reads the last value in the

@@ -69,7 +69,7 @@ impl EventFd {
         Ok(())
     }
 
-    pub(crate) fn read_wakes(&self) -> io::Result<bool> {
+    pub(crate) fn read_wakes(&self) -> io::Result<()> {
         let mut count: u64 = 0;
         loop {
             // SAFETY: reads at most 8 bytes into a live, aligned u64 from an
@@ -82,9 +82,11 @@ impl EventFd {
                 )
             };
             match cvt(ret) {
-                Ok(_) => return Ok(true),
+                // The counter is reset to 0; its value is not needed.
+                Ok(_) => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                // Already 0.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) => return Err(e),
             }
         }

@@ -94,7 +94,7 @@ impl Signal for Sys {
         }
     }
 
-    fn read_wakes(&self) -> io::Result<bool> {
+    fn read_wakes(&self) -> io::Result<()> {
         match self {
             #[cfg(any(target_os = "linux", target_os = "android"))]
             Sys::EventFd(e) => e.read_wakes(),
@@ -128,20 +128,19 @@ fn write_stream(mut write: impl FnMut(&[u8]) -> io::Result<usize>) -> io::Result
 
 /// Empties a byte stream: reads until a short read (the stream had fewer
 /// bytes than the buffer, so it is empty now) or `WouldBlock`. `EINTR` is
-/// retried. `Ok(true)` if anything was read.
-fn read_stream(mut read: impl FnMut(&mut [u8]) -> io::Result<usize>) -> io::Result<bool> {
+/// retried.
+fn read_stream(mut read: impl FnMut(&mut [u8]) -> io::Result<usize>) -> io::Result<()> {
     // One wake is one byte and at most one is written per drain cycle (plus
     // one stray, see state.rs), so one read almost always empties the stream.
     let mut buf = [0u8; 64];
-    let mut got = false;
     loop {
         match read(&mut buf) {
-            // End of stream: cannot happen while we hold both ends.
-            Ok(0) => return Ok(got),
-            Ok(n) if n < buf.len() => return Ok(true),
-            Ok(_) => got = true,
+            // A full buffer: there may be more. (End of stream, `Ok(0)`,
+            // cannot happen while we hold both ends, and is short too.)
+            Ok(n) if n == buf.len() => continue,
+            Ok(_) => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(got),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
             Err(e) => return Err(e),
         }
     }

@@ -54,7 +54,7 @@ impl Pipe {
         })
     }
 
-    pub(crate) fn read_wakes(&self) -> io::Result<bool> {
+    pub(crate) fn read_wakes(&self) -> io::Result<()> {
         read_stream(|buf| {
             // SAFETY: reads at most `buf.len()` bytes into a live slice from
             // an fd we own for the duration of the call.

@@ -53,7 +53,7 @@ impl SocketPair {
         write_stream(|buf| self.write.send_with_flags(buf, SEND_FLAGS))
     }
 
-    pub(crate) fn read_wakes(&self) -> io::Result<bool> {
+    pub(crate) fn read_wakes(&self) -> io::Result<()> {
         read_stream(|buf| (&self.read).read(buf))
     }
 }
