@@ -159,8 +159,9 @@ fn wakefd_mailbox(producers: u64, iters: u64) -> Duration {
         .registry()
         .register(&mut mailbox, TOKEN, Interest::READABLE)
         .expect("register");
+    let sender = mailbox.sender();
     let make = || {
-        let tx = mailbox.sender();
+        let tx = sender.clone();
         move |i| tx.send(i).expect("send")
     };
     run_producers(producers, iters * MSGS, make, |total| {

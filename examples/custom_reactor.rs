@@ -174,7 +174,7 @@ fn with_epoll(backend: Backend) -> io::Result<()> {
     println!("  epoll: {WORK} notifies woke the loop {wakeups} times");
 
     // A Mailbox has a raw fd too.
-    let mailbox = Mailbox::with_backend(backend)?;
+    let mut mailbox = Mailbox::with_backend(backend)?;
     epoll.add(mailbox.as_raw_fd(), 2)?;
     let sender = mailbox.sender();
     let producer = thread::spawn(move || {

@@ -1047,7 +1047,7 @@ fn mailbox_run(mech: MailMech, producers: u32, msgs: u64, timeout: Duration) -> 
         let mut consume = || -> io::Result<()> {
             while got < msgs {
                 wait(&mut poll)?;
-                if let Some(m) = &mailbox {
+                if let Some(m) = &mut mailbox {
                     for msg in m.drain() {
                         std::hint::black_box(msg);
                         got += 1;

@@ -61,6 +61,7 @@
 compile_error!("wakefd supports Unix platforms only");
 
 mod backend;
+mod fork;
 mod loom;
 mod mailbox;
 mod notifier;
@@ -68,8 +69,8 @@ mod state;
 mod sys;
 
 pub use backend::{Backend, ParseBackendError};
-pub use mailbox::{Drain, Mailbox, SendError, Sender};
-pub use notifier::{Notifier, Waker};
+pub use mailbox::{Drain, Mailbox, SendError, Sender, TryRecvError};
+pub use notifier::{Notifier, Stats, Waker};
 
 /// The README's examples, compiled and run as doc tests.
 #[cfg(doctest)]

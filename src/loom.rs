@@ -1,11 +1,46 @@
-//! The atomics the crate uses, from `std` normally and from `loom` when the
-//! crate is built with `RUSTFLAGS="--cfg wakefd_loom"` for model checking.
+//! The synchronization primitives the crate's protocols use, from `std`
+//! normally and from `loom` when the crate is built with
+//! `RUSTFLAGS="--cfg wakefd_loom"` for model checking.
 //!
-//! Everything the coalescing protocol touches comes through here, so the loom
-//! build checks the same code that ships.
+//! Everything the coalescing protocol (`state.rs`) and the Mailbox's queue
+//! (`mailbox/queue.rs`) touch comes through here, so the loom build checks the
+//! same code that ships.
 
 #[cfg(wakefd_loom)]
-pub(crate) use loom::sync::atomic::{AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{
+    AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+};
+#[cfg(wakefd_loom)]
+pub(crate) use loom::sync::Mutex;
 
 #[cfg(not(wakefd_loom))]
-pub(crate) use std::sync::atomic::{AtomicUsize, Ordering};
+#[allow(unused_imports)] // not every build uses every one
+pub(crate) use std::sync::atomic::{
+    AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+};
+#[cfg(not(wakefd_loom))]
+pub(crate) use std::sync::Mutex;
+
+/// `loom::cell::UnsafeCell`'s API over `std::cell::UnsafeCell`, so that loom
+/// can check every access to a queue slot.
+#[cfg(wakefd_loom)]
+pub(crate) use loom::cell::UnsafeCell;
+
+/// `loom::cell::UnsafeCell`'s API over `std::cell::UnsafeCell`, so that loom
+/// can check every access to a queue slot.
+#[cfg(not(wakefd_loom))]
+#[derive(Debug)]
+pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+#[cfg(not(wakefd_loom))]
+impl<T> UnsafeCell<T> {
+    pub(crate) fn new(value: T) -> UnsafeCell<T> {
+        UnsafeCell(std::cell::UnsafeCell::new(value))
+    }
+
+    /// Calls `f` with a pointer to the value; the caller keeps Rust's
+    /// aliasing rules for what `f` does with it.
+    pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        f(self.0.get())
+    }
+}

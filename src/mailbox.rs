@@ -1,31 +1,206 @@
 //! A queue whose consumer is an event loop: [`Mailbox`] and [`Sender`].
+//!
+//! # The rule
+//!
+//! Whenever a message is in the mailbox once a call of the loop's has
+//! returned (or a [`Drain`] has been dropped), a readiness event is coming: a
+//! level-triggered watcher sees the fd readable, an edge-triggered one gets a
+//! fresh edge. (A sleep-aware loop, see [`Mailbox::poll`], may instead be
+//! told by its next `poll`, which then does not block.) How each path keeps
+//! it:
+//!
+//! * **send**: the queue is a lock-free stack whose push tells the sender
+//!   whether it was empty (`mailbox/queue.rs`). Only the send that finds it
+//!   empty wakes the loop; the messages behind it are taken by the same take
+//!   as its own. A send whose wake write failed makes the next send wake
+//!   too, and the notifier's `FAILED` bit makes that wake a write.
+//! * **the loop's side re-arms before it takes**: every call that looks at
+//!   the queue first re-arms the notifier (read the fd if needed, clear the
+//!   pending bit), then takes the whole queue into its own buffer. A send
+//!   that lands after the take finds the queue empty and wakes; one that
+//!   landed before the re-arm is in the take.
+//! * **leftovers wake the loop again**: messages left in the loop's buffer
+//!   (a `Drain` dropped early, a `try_recv` that took one of several) would
+//!   have no event coming, since the re-arm consumed it; so the loop makes a
+//!   wake pending itself, as tokio does when a task's budget runs out.
+//!   Coalesced with the senders' wakes, and no system call for a
+//!   sleep-aware loop that is awake.
+//! * **disconnection**: the drop of the last `Sender` wakes the loop.
+//!
+//! The wake decisions live in the `*_with` functions below, generic over the
+//! notifier ([`Bell`]), so that the loom models (`mailbox/loom_tests.rs`) run
+//! them against the protocol in `state.rs` and a fake fd.
 
 use std::collections::VecDeque;
 use std::error::Error;
 use std::fmt;
 use std::io;
-use std::mem;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mio::{Interest, Registry, Token};
-use parking_lot::Mutex;
+use mio::{Events, Interest, Poll, Registry, Token};
 
+use crate::loom::{
+    AtomicBool, AtomicUsize,
+    Ordering::{AcqRel, Acquire, Relaxed, Release},
+};
+use crate::notifier::Stats;
 use crate::{sys, Backend, Notifier, Waker};
 
-/// The senders' side of the queue.
-struct Queue<T> {
-    items: VecDeque<T>,
-    /// The Mailbox is gone: `send` hands messages back.
-    closed: bool,
-    /// A send's wake failed with an OS error: the next send must wake even
-    /// though the queue is not empty.
-    rewake: bool,
+mod queue;
+
+use queue::Queue;
+
+/// What the Mailbox and its Senders share.
+pub(crate) struct Shared<T> {
+    queue: Queue<T>,
+    /// Live `Sender`s.
+    senders: AtomicUsize,
+    /// A `Sender` has existed: "disconnected" means they all went.
+    had_senders: AtomicBool,
+    /// A send's wake failed: the next send wakes even though the queue is
+    /// not empty.
+    rewake: AtomicBool,
 }
 
-struct Shared<T> {
-    queue: Mutex<Queue<T>>,
+impl<T> Shared<T> {
+    pub(crate) fn new() -> Shared<T> {
+        Shared {
+            queue: Queue::new(),
+            senders: AtomicUsize::new(0),
+            had_senders: AtomicBool::new(false),
+            rewake: AtomicBool::new(false),
+        }
+    }
+
+    /// Every `Sender` that ever existed is gone.
+    fn disconnected(&self) -> bool {
+        // Acquire: pairs with the last Sender's drop, so its sends are
+        // visible to a take that follows.
+        self.senders.load(Acquire) == 0 && self.had_senders.load(Relaxed)
+    }
+
+    fn add_sender(&self) {
+        self.had_senders.store(true, Relaxed);
+        self.senders.fetch_add(1, Relaxed);
+    }
+}
+
+/// The notifier as the Mailbox's loop side uses it.
+pub(crate) trait Bell {
+    /// Re-arms: consumes the fd if needed (always, if `force_read`) and
+    /// clears the pending bit.
+    fn rearm(&self, force_read: bool);
+    /// Makes a wake pending (and written, unless the loop is awake).
+    fn ring(&self);
+    /// Whether a wake is pending.
+    fn is_pending(&self) -> bool;
+}
+
+impl Bell for Notifier {
+    fn rearm(&self, force_read: bool) {
+        // A failed read (none is expected) costs at most a spurious wake:
+        // the queue, not the fd, says what there is to take.
+        let _ = Notifier::rearm(self, force_read || !self.skip_read());
+    }
+
+    fn ring(&self) {
+        // A failed write sets the FAILED bit: the next wake writes again.
+        let _ = self.notify_self();
+    }
+
+    fn is_pending(&self) -> bool {
+        Notifier::is_pending(self)
+    }
+}
+
+/// The loop's own side: messages taken from the queue and not handed out
+/// yet, and whether the loop rang its own wake since its last re-arm.
+pub(crate) struct Local<T> {
+    buf: VecDeque<T>,
+    /// Set when the loop made a wake pending for leftovers: the next re-arm
+    /// reads the fd even where `drain` may skip the read, so that if the
+    /// leftovers are taken without that wake, it does not linger as a
+    /// spurious event (an eventfd watched edge-triggered with a non-zero
+    /// counter is reported; one read back to zero is not).
+    rang: bool,
+}
+
+impl<T> Local<T> {
+    pub(crate) fn new() -> Local<T> {
+        Local {
+            buf: VecDeque::new(),
+            rang: false,
+        }
+    }
+}
+
+/// A sender's half: push, and wake the loop if the queue was empty (or a
+/// wake failed before). `wake` is `Waker::notify`.
+pub(crate) fn send_with<T>(
+    shared: &Shared<T>,
+    msg: T,
+    wake: impl FnOnce() -> io::Result<()>,
+) -> Result<(), SendError<T>> {
+    let was_empty = shared.queue.push(msg).map_err(SendError)?;
+    // The load first: the swap is a write to a shared line, done only in
+    // the rare case that a wake failed.
+    let retry = !was_empty && shared.rewake.load(Relaxed) && shared.rewake.swap(false, AcqRel);
+    if was_empty || retry {
+        match wake() {
+            Ok(()) => {}
+            // The Mailbox was dropped after our push, and dropped our message
+            // with its queue.
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
+            // The wake did not reach the fd (no such error is expected). The
+            // message is queued; make the next send wake again.
+            Err(_) => shared.rewake.store(true, Release),
+        }
+    }
+    Ok(())
+}
+
+/// The loop's re-arm and take: every queued message to the back of `local`.
+pub(crate) fn refill_with<T>(shared: &Shared<T>, local: &mut Local<T>, bell: &impl Bell) {
+    // Re-arm first, then take (state.rs explains the order).
+    bell.rearm(std::mem::take(&mut local.rang));
+    shared.queue.take_all(&mut local.buf);
+}
+
+/// Keeps a readiness event coming for messages left in `local`.
+pub(crate) fn leftovers_with<T>(local: &mut Local<T>, bell: &impl Bell) {
+    if !local.buf.is_empty() {
+        bell.ring();
+        local.rang = true;
+    }
+}
+
+/// `try_recv`: one message, re-arming when it goes to the queue and making a
+/// wake pending when it leaves messages behind.
+pub(crate) fn try_recv_with<T>(
+    shared: &Shared<T>,
+    local: &mut Local<T>,
+    bell: &impl Bell,
+) -> Result<T, TryRecvError> {
+    // With messages in hand and no wake pending, nothing can be stranded by
+    // skipping the queue: the next send finds it empty or rings a wake that
+    // is still to come. Otherwise re-arm and take, so that the wake this
+    // call consumes is made up for below.
+    if local.buf.is_empty() || bell.is_pending() {
+        refill_with(shared, local, bell);
+    }
+    let msg = match local.buf.pop_front() {
+        Some(msg) => msg,
+        None if shared.disconnected() => {
+            // A message sent before the last Sender's drop is visible now.
+            shared.queue.take_all(&mut local.buf);
+            local.buf.pop_front().ok_or(TryRecvError::Disconnected)?
+        }
+        None => return Err(TryRecvError::Empty),
+    };
+    leftovers_with(local, bell);
+    Ok(msg)
 }
 
 /// The loop's end of a multi-producer queue: a [`Notifier`] that becomes
@@ -34,15 +209,27 @@ struct Shared<T> {
 /// This is the mailbox of ZeroMQ and the per-thread notify pipe plus queue of
 /// memcached and MySQL Proxy. Register it with a [`mio::Poll`] (it implements
 /// [`mio::event::Source`]) or watch its raw fd; when it is readable, take the
-/// messages with [`drain`](Mailbox::drain) (or [`try_recv`](Mailbox::try_recv)
-/// until it returns `None`).
+/// messages with [`drain`](Mailbox::drain) or [`try_recv`](Mailbox::try_recv).
+///
+/// **No message is ever stranded**: whenever a message is in the mailbox
+/// once a call of the loop's has returned (or a [`Drain`] has been dropped),
+/// a readiness event is coming, whatever the loop did: stopped a drain early,
+/// called `try_recv` once per event, or had a wake write fail. A loop that
+/// takes one message per event gets one event per message.
 ///
 /// Only a send into an empty queue wakes the loop (and that wake coalesces
-/// like [`Waker::notify`]: no system call while one is pending), and `drain` takes the
-/// whole queue in one short lock hold by swapping buffers, so steady traffic
-/// allocates nothing per message. Messages from one sender arrive in the
-/// order sent. Messages still queued when the `Mailbox` is dropped are
-/// dropped with it; later sends return [`SendError`] with the message.
+/// like [`Waker::notify`]: no system call while one is pending). The queue is
+/// lock-free, and its slots are recycled, so steady traffic allocates nothing
+/// per message. Messages from one sender arrive in the order sent. Messages
+/// still queued when the `Mailbox` is dropped are dropped with it; later
+/// sends return [`SendError`] with the message. When every [`Sender`] is gone
+/// the loop is woken, and [`try_recv`](Mailbox::try_recv) reports
+/// [`TryRecvError::Disconnected`] once the queue is empty.
+///
+/// The sleep-aware calls of [`Notifier`] are here too:
+/// [`poll`](Mailbox::poll), [`set_spin`](Mailbox::set_spin),
+/// [`announce_sleep`](Mailbox::announce_sleep) /
+/// [`announce_awake`](Mailbox::announce_awake) and [`stats`](Mailbox::stats).
 ///
 /// # Examples
 ///
@@ -74,10 +261,9 @@ struct Shared<T> {
 pub struct Mailbox<T> {
     notifier: Notifier,
     shared: Arc<Shared<T>>,
-    /// Messages taken from the queue but not handed out yet (a `Drain`
-    /// dropped early, or `try_recv`), and otherwise an empty buffer whose
-    /// capacity the next swap gives to the senders.
-    local: Mutex<VecDeque<T>>,
+    /// Messages taken from the queue and not handed out yet. The loop's
+    /// own: `drain` and `try_recv` take `&mut self`, so no lock.
+    local: Local<T>,
 }
 
 impl<T> Mailbox<T> {
@@ -99,14 +285,8 @@ impl<T> Mailbox<T> {
     pub fn with_backend(backend: Backend) -> io::Result<Mailbox<T>> {
         Ok(Mailbox {
             notifier: Notifier::with_backend(backend)?,
-            shared: Arc::new(Shared {
-                queue: Mutex::new(Queue {
-                    items: VecDeque::new(),
-                    closed: false,
-                    rewake: false,
-                }),
-            }),
-            local: Mutex::new(VecDeque::new()),
+            shared: Arc::new(Shared::new()),
+            local: Local::new(),
         })
     }
 
@@ -117,80 +297,92 @@ impl<T> Mailbox<T> {
 
     /// A new handle for sending to this mailbox from any thread.
     pub fn sender(&self) -> Sender<T> {
+        self.shared.add_sender();
         Sender {
             shared: Arc::clone(&self.shared),
             waker: self.notifier.waker(),
         }
     }
 
-    /// Re-arms the wake and takes every message queued now: FIFO per sender.
+    /// Re-arms the wake and takes every message queued now: FIFO per sender,
+    /// after any left by an earlier `Drain` or `try_recv`.
     ///
-    /// Call it when the mailbox is readable. Messages the iterator does not
-    /// yield before it is dropped stay in the mailbox, first in line for the
-    /// next `drain` or `try_recv`. (Keep one `Drain` alive at a time: with
-    /// two, the older one's leftovers may come after the newer one's.)
+    /// Call it when the mailbox is readable. If the `Drain` is dropped before
+    /// it is exhausted, the rest stay in the mailbox, first in line, and a
+    /// wake is made pending for them, so the loop gets another readiness
+    /// event: a `break` or a per-event budget inside the loop strands
+    /// nothing.
     ///
     /// A readiness event may find the mailbox empty: a send wakes the loop
     /// after it queued its message, so an earlier drain may already have
     /// taken the message when the wake arrives.
     ///
+    /// In a forked child the drain yields nothing and leaves the parent's
+    /// wake alone (see [`wait`](Mailbox::wait)).
+    ///
     /// # Examples
     ///
     /// ```
-    /// let mailbox = wakefd::Mailbox::new()?;
+    /// let mut mailbox = wakefd::Mailbox::new()?;
     /// let sender = mailbox.sender();
-    /// sender.send("a").unwrap();
-    /// sender.send("b").unwrap();
-    /// assert_eq!(mailbox.drain().collect::<Vec<_>>(), ["a", "b"]);
-    /// assert_eq!(mailbox.drain().next(), None);
+    /// for msg in ["a", "b", "c"] {
+    ///     sender.send(msg).unwrap();
+    /// }
+    /// assert_eq!(mailbox.drain().next(), Some("a")); // then drop the Drain
+    /// assert_eq!(mailbox.drain().collect::<Vec<_>>(), ["b", "c"]);
+    /// assert_eq!(mailbox.drain().len(), 0);
     /// # std::io::Result::Ok(())
     /// ```
-    pub fn drain(&self) -> Drain<'_, T> {
-        // Re-arm first, then look at the queue (state.rs explains the order).
-        // A failed read (none is expected) costs at most a spurious wake:
-        // the queue, not the fd, says what there is to take.
-        let _ = self.notifier.drain();
-        let mut buf = mem::take(&mut *self.local.lock());
-        self.take_queued(&mut buf);
-        Drain { mailbox: self, buf }
+    pub fn drain(&mut self) -> Drain<'_, T> {
+        if !self.forked() {
+            refill_with(&self.shared, &mut self.local, &self.notifier);
+        }
+        Drain { mailbox: self }
     }
 
-    /// Takes one message, if there is one.
+    /// Takes one message: `Err(TryRecvError::Empty)` if there is none, and
+    /// `Err(TryRecvError::Disconnected)` if there is none and every
+    /// [`Sender`] is gone.
     ///
-    /// On a readiness event, call it until it returns `None` (as you would
-    /// read an edge-triggered fd until `WouldBlock`): the call that finds the
-    /// mailbox empty is the one that re-arms the wake.
+    /// It may be called once per readiness event: when it leaves messages
+    /// behind, it makes a wake pending for them, so the next event comes.
+    /// That wake is a `write` (none for a sleep-aware loop that is awake),
+    /// so a loop that takes everything at once does better with
+    /// [`drain`](Mailbox::drain), which re-arms once per batch. In a forked
+    /// child it returns `Disconnected`.
     ///
     /// # Examples
     ///
     /// ```
-    /// let mailbox = wakefd::Mailbox::new()?;
-    /// mailbox.sender().send(7).unwrap();
-    /// assert_eq!(mailbox.try_recv(), Some(7));
-    /// assert_eq!(mailbox.try_recv(), None);
+    /// use wakefd::TryRecvError;
+    ///
+    /// let mut mailbox = wakefd::Mailbox::new()?;
+    /// let sender = mailbox.sender();
+    /// sender.send(7).unwrap();
+    /// assert_eq!(mailbox.try_recv(), Ok(7));
+    /// assert_eq!(mailbox.try_recv(), Err(TryRecvError::Empty));
+    /// drop(sender);
+    /// assert_eq!(mailbox.try_recv(), Err(TryRecvError::Disconnected));
     /// # std::io::Result::Ok(())
     /// ```
-    pub fn try_recv(&self) -> Option<T> {
-        let mut local = self.local.lock();
-        if let Some(msg) = local.pop_front() {
-            return Some(msg);
+    pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
+        if self.forked() {
+            return Err(TryRecvError::Disconnected);
         }
-        if !self.take_queued(&mut local) {
-            // Empty: re-arm, then look once more for what was sent before a
-            // wake we just cleared.
-            let _ = self.notifier.drain();
-            self.take_queued(&mut local);
-        }
-        local.pop_front()
+        try_recv_with(&self.shared, &mut self.local, &self.notifier)
     }
 
-    /// Blocks until a message is queued or `timeout` passes (`None`: no
-    /// limit). `Ok(true)` if one is queued; take it with `drain` or
-    /// `try_recv`.
+    /// Blocks until a message is queued, every [`Sender`] is gone, or
+    /// `timeout` passes (`None`: no limit). `Ok(true)` if a message is
+    /// queued; take it with `drain` or `try_recv`.
+    ///
+    /// With a spin budget ([`set_spin`](Mailbox::set_spin)) it spins first.
     ///
     /// # Errors
     ///
-    /// As [`Notifier::wait`].
+    /// As [`Notifier::wait`]: the OS error of `poll` or `read`, or in a
+    /// forked child an error saying the mailbox belongs to the parent
+    /// process.
     ///
     /// # Examples
     ///
@@ -198,55 +390,191 @@ impl<T> Mailbox<T> {
     /// use std::time::Duration;
     ///
     /// let mailbox = wakefd::Mailbox::new()?;
+    /// let sender = mailbox.sender();
     /// assert!(!mailbox.wait(Some(Duration::from_millis(1)))?);
-    /// mailbox.sender().send(()).unwrap();
+    /// sender.send(()).unwrap();
     /// assert!(mailbox.wait(Some(Duration::from_secs(10)))?);
     /// # std::io::Result::Ok(())
     /// ```
     pub fn wait(&self, timeout: Option<Duration>) -> io::Result<bool> {
-        let deadline = sys::deadline(timeout);
+        self.check_fork()?;
+        self.wait_until(sys::deadline(timeout))
+    }
+
+    fn wait_until(&self, deadline: Option<Instant>) -> io::Result<bool> {
         loop {
             if self.has_messages() {
                 return Ok(true);
             }
-            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            if !self.notifier.wait(left)? {
+            if self.shared.disconnected() {
                 return Ok(self.has_messages());
+            }
+            if !self.notifier.block_once(deadline, || self.has_messages())? {
+                return Ok(self.has_messages());
+            }
+            if self.has_messages() {
+                // Keep the wake: the messages' readiness event is still due
+                // to a reactor that watches the fd too.
+                return Ok(true);
+            }
+            // Readable with nothing queued: a stray byte, or the last
+            // Sender's wake. Consume it so as not to spin on it.
+            Notifier::rearm(&self.notifier, true)?;
+            if self.has_messages() {
+                // A send landed between the look and the re-arm, and its
+                // wake was consumed: make it pending again.
+                self.notifier.ring();
+                return Ok(true);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(false);
             }
         }
     }
 
+    /// Messages in the loop's buffer or in the queue.
     fn has_messages(&self) -> bool {
-        !self.local.lock().is_empty() || !self.shared.queue.lock().items.is_empty()
+        !self.local.buf.is_empty() || !self.shared.queue.is_empty()
     }
 
-    /// Moves what the senders queued into `buf`, FIFO. When `buf` is empty
-    /// (the usual case) the buffers are swapped: one short lock hold, and the
-    /// senders get `buf`'s capacity, so steady traffic does not allocate.
-    /// `true` if `buf` is non-empty afterwards.
-    fn take_queued(&self, buf: &mut VecDeque<T>) -> bool {
-        let mut queue = self.shared.queue.lock();
-        if buf.is_empty() {
-            mem::swap(&mut queue.items, buf);
-        } else {
-            buf.append(&mut queue.items);
-        }
-        drop(queue);
-        !buf.is_empty()
+    /// The sleep-aware mio loop in one call, like [`Notifier::poll`]:
+    /// announces sleep, calls `poll.poll(events, timeout)` (with a zero
+    /// timeout if a message or a wake is waiting already; after the spin
+    /// budget, if one is set), and announces that the loop is awake.
+    /// `Ok(true)` if messages may be queued (or every sender is gone): take
+    /// them with [`drain`](Mailbox::drain) or [`try_recv`](Mailbox::try_recv).
+    ///
+    /// While the loop runs between two calls of `poll`, a send makes no
+    /// system call. Messages the loop leaves in the mailbox make the next
+    /// `poll` return at once.
+    ///
+    /// # Errors
+    ///
+    /// As [`Notifier::poll`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mio::{Events, Interest, Poll, Token};
+    /// use std::time::Duration;
+    /// use wakefd::Mailbox;
+    ///
+    /// let mut poll = Poll::new()?;
+    /// let mut mailbox = Mailbox::new()?;
+    /// poll.registry().register(&mut mailbox, Token(0), Interest::READABLE)?;
+    /// let sender = mailbox.sender();
+    ///
+    /// let mut events = Events::with_capacity(64);
+    /// assert!(!mailbox.poll(&mut poll, &mut events, Some(Duration::ZERO))?);
+    /// sender.send("hi").unwrap(); // the loop is awake: no system call
+    /// assert!(mailbox.poll(&mut poll, &mut events, Some(Duration::from_secs(10)))?);
+    /// assert_eq!(mailbox.drain().collect::<Vec<_>>(), ["hi"]);
+    /// assert_eq!(mailbox.stats().wakes_written, 0);
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn poll(
+        &mut self,
+        poll: &mut Poll,
+        events: &mut Events,
+        timeout: Option<Duration>,
+    ) -> io::Result<bool> {
+        self.check_fork()?;
+        let (local, shared) = (&self.local, &self.shared);
+        self.notifier.poll_events(poll, events, timeout, || {
+            !local.buf.is_empty() || !shared.queue.is_empty()
+        })?;
+        Ok(self.has_messages() || self.notifier.is_pending())
+    }
+
+    /// Announces that the loop is about to block, as
+    /// [`Notifier::announce_sleep`]; `false` (don't block) also when messages
+    /// are waiting.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mailbox = wakefd::Mailbox::new()?;
+    /// let sender = mailbox.sender();
+    /// mailbox.announce_awake();
+    /// sender.send(1).unwrap(); // no system call
+    /// assert!(!mailbox.announce_sleep()); // a message is waiting: don't block
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn announce_sleep(&self) -> bool {
+        self.notifier.announce_sleep() && !self.has_messages()
+    }
+
+    /// Announces that the loop is awake, as [`Notifier::announce_awake`].
+    pub fn announce_awake(&self) {
+        self.notifier.announce_awake();
+    }
+
+    /// Sets how long [`poll`](Mailbox::poll) and [`wait`](Mailbox::wait) spin
+    /// before they block, as [`Notifier::set_spin`] (read its notes on the CPU
+    /// it burns).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let mut mailbox = wakefd::Mailbox::new()?;
+    /// mailbox.set_spin(Duration::from_micros(50));
+    /// let sender = mailbox.sender();
+    /// std::thread::spawn(move || sender.send(1).unwrap());
+    /// assert!(mailbox.wait(Some(Duration::from_secs(10)))?);
+    /// assert_eq!(mailbox.try_recv(), Ok(1));
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn set_spin(&mut self, budget: Duration) {
+        self.notifier.set_spin(budget);
+    }
+
+    /// A snapshot of the wake counters, as [`Notifier::stats`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut mailbox = wakefd::Mailbox::new()?;
+    /// let sender = mailbox.sender();
+    /// for i in 0..100 {
+    ///     sender.send(i).unwrap(); // only the first finds the queue empty
+    /// }
+    /// assert_eq!(mailbox.drain().count(), 100);
+    /// assert_eq!(mailbox.stats().wakes_written, 1);
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn stats(&self) -> Stats {
+        self.notifier.stats()
+    }
+
+    /// Test-only fault injection: the next `n` wake writes fail.
+    #[cfg(feature = "fault-injection")]
+    #[doc(hidden)]
+    pub fn fail_next_writes(&self, n: usize) {
+        self.notifier.fail_next_writes(n);
+    }
+
+    fn forked(&self) -> bool {
+        self.check_fork().is_err()
+    }
+
+    fn check_fork(&self) -> io::Result<()> {
+        self.notifier.check_fork_as("Mailbox")
     }
 }
 
+// SAFETY: `&Mailbox` gives other threads no access to the `T`s in `local`
+// (only its length), and the queue is `Sync` for `T: Send`; so a `Mailbox`
+// can be shared as soon as its messages can be sent.
+unsafe impl<T: Send> Sync for Mailbox<T> {}
+
 impl<T> Drop for Mailbox<T> {
     fn drop(&mut self) {
-        // Close and empty the queue in one lock hold: a send either got in
-        // before (and its message is dropped here, exactly once) or sees
-        // `closed` and gets its message back.
-        let queued = {
-            let mut queue = self.shared.queue.lock();
-            queue.closed = true;
-            mem::take(&mut queue.items)
-        };
-        // Dropped outside the lock, in case a message's Drop sends again.
+        // Close the queue: a send either got in before (and its message is
+        // dropped here, exactly once) or gets its message back.
+        let mut queued = std::mem::take(&mut self.local.buf);
+        self.shared.queue.close(&mut queued);
         drop(queued);
     }
 }
@@ -298,21 +626,21 @@ impl<T> mio::event::Source for Mailbox<T> {
 }
 
 /// The messages [`Mailbox::drain`] took, in order. Those not yielded before
-/// it is dropped stay in the mailbox.
+/// it is dropped stay in the mailbox, first in line, with a wake pending.
 pub struct Drain<'a, T> {
-    mailbox: &'a Mailbox<T>,
-    buf: VecDeque<T>,
+    mailbox: &'a mut Mailbox<T>,
 }
 
 impl<T> Iterator for Drain<'_, T> {
     type Item = T;
 
     fn next(&mut self) -> Option<T> {
-        self.buf.pop_front()
+        self.mailbox.local.buf.pop_front()
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.buf.len(), Some(self.buf.len()))
+        let len = self.mailbox.local.buf.len();
+        (len, Some(len))
     }
 }
 
@@ -320,22 +648,15 @@ impl<T> ExactSizeIterator for Drain<'_, T> {}
 
 impl<T> Drop for Drain<'_, T> {
     fn drop(&mut self) {
-        // Give the buffer (and its capacity) back; anything not yielded goes
-        // first in line.
-        let mut local = self.mailbox.local.lock();
-        if local.is_empty() {
-            mem::swap(&mut *local, &mut self.buf);
-        } else {
-            // Another drain ran meanwhile and left messages; keep both.
-            local.append(&mut self.buf);
-        }
+        let mailbox = &mut *self.mailbox;
+        leftovers_with(&mut mailbox.local, &mailbox.notifier);
     }
 }
 
 impl<T> fmt::Debug for Drain<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Drain")
-            .field("remaining", &self.buf.len())
+            .field("remaining", &self.mailbox.local.buf.len())
             .finish()
     }
 }
@@ -347,13 +668,19 @@ pub struct Sender<T> {
 }
 
 impl<T> Sender<T> {
-    /// Queues `msg` and wakes the loop, unless a wake is already pending.
+    /// Queues `msg` and wakes the loop if the queue was empty (coalesced: no
+    /// system call while a wake is pending, nor while a sleep-aware loop is
+    /// awake).
+    ///
+    /// Not async-signal-safe (unlike [`Waker::notify`]): the queue may
+    /// allocate room and take a lock when it grows.
     ///
     /// # Errors
     ///
-    /// [`SendError`] with the message if the `Mailbox` is gone. A send that
-    /// races the drop either returns `SendError` or queues the message,
-    /// which the `Mailbox` then drops with its queue: it is never stranded.
+    /// [`SendError`] with the message if the `Mailbox` is gone (or this is a
+    /// forked child, to which the mailbox does not belong). A send that
+    /// races the drop either returns `SendError` or queues the message, which
+    /// the `Mailbox` then drops with its queue: it is never stranded.
     ///
     /// # Examples
     ///
@@ -366,44 +693,30 @@ impl<T> Sender<T> {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn send(&self, msg: T) -> Result<(), SendError<T>> {
-        let wake = {
-            let mut queue = self.shared.queue.lock();
-            if queue.closed {
-                return Err(SendError(msg));
-            }
-            // Only the send that finds the queue empty wakes the loop: the
-            // messages behind it are taken by the same drain as its own, so
-            // their senders skip the wake (and the state word) entirely.
-            // Measured against "every send notifies, coalesced": 2-2.7x the
-            // throughput (examples/latency, mailbox mode), because senders
-            // never write a wake while the loop is between its re-arm and
-            // its swap. The price: if the sender that found the queue empty
-            // is descheduled between its push and its notify, the messages
-            // behind it wait for it too.
-            let wake = queue.items.is_empty() || mem::take(&mut queue.rewake);
-            queue.items.push_back(msg);
-            wake
-        };
-        if wake {
-            match self.waker.notify() {
-                // BrokenPipe: the Mailbox dropped after our push, and so
-                // dropped our message with its queue.
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
-                // The wake did not reach the fd (no such error is expected).
-                // The message is queued; make the next send wake again.
-                Err(_) => self.shared.queue.lock().rewake = true,
-            }
+        if self.waker.check_fork().is_err() {
+            return Err(SendError(msg));
         }
-        Ok(())
+        send_with(&self.shared, msg, || self.waker.notify())
     }
 }
 
 impl<T> Clone for Sender<T> {
     fn clone(&self) -> Sender<T> {
+        self.shared.add_sender();
         Sender {
             shared: Arc::clone(&self.shared),
             waker: self.waker.clone(),
+        }
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        // AcqRel: the loop's Acquire load of 0 sees every send made before.
+        if self.shared.senders.fetch_sub(1, AcqRel) == 1 {
+            // The last one: wake the loop so that it learns of it. Errors
+            // (the Mailbox is gone, a failed write) change nothing for it.
+            let _ = self.waker.notify();
         }
     }
 }
@@ -439,3 +752,40 @@ impl<T> fmt::Display for SendError<T> {
 }
 
 impl<T> Error for SendError<T> {}
+
+/// The error of [`Mailbox::try_recv`] when there is no message.
+///
+/// # Examples
+///
+/// ```
+/// use wakefd::{Mailbox, TryRecvError};
+///
+/// let mut mailbox = Mailbox::<u32>::new()?;
+/// let sender = mailbox.sender();
+/// assert_eq!(mailbox.try_recv(), Err(TryRecvError::Empty));
+/// drop(sender);
+/// assert_eq!(mailbox.try_recv(), Err(TryRecvError::Disconnected));
+/// assert_eq!(TryRecvError::Empty.to_string(), "receiving on an empty mailbox");
+/// # std::io::Result::Ok(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TryRecvError {
+    /// Nothing is queued now.
+    Empty,
+    /// Nothing is queued and every [`Sender`] is gone.
+    Disconnected,
+}
+
+impl fmt::Display for TryRecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TryRecvError::Empty => "receiving on an empty mailbox",
+            TryRecvError::Disconnected => "receiving on an empty and disconnected mailbox",
+        })
+    }
+}
+
+impl Error for TryRecvError {}
+
+#[cfg(all(test, wakefd_loom))]
+mod loom_tests;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
 use util::{expect_no_wake, expect_wake, is_readable, poll_retrying, TIMEOUT};
-use wakefd::{Mailbox, SendError, Sender};
+use wakefd::{Mailbox, SendError, Sender, TryRecvError};
 
 const MAILBOX: Token = Token(3);
 
@@ -73,7 +73,8 @@ fn eight_senders_through_mio_lose_nothing_and_keep_order() {
             s.join().unwrap();
         }
         assert_eq!(next, [PER_SENDER; SENDERS]);
-        assert_eq!(mailbox.try_recv(), None);
+        // Every Sender went with its thread.
+        assert_eq!(mailbox.try_recv(), Err(TryRecvError::Disconnected));
     });
 }
 
@@ -91,9 +92,9 @@ fn try_recv_until_none_rearms_the_wake() {
             sender.send(round).unwrap();
             sender.send(round + 1000).unwrap();
             expect_wake(&mut poll, &mut events, MAILBOX);
-            assert_eq!(mailbox.try_recv(), Some(round));
-            assert_eq!(mailbox.try_recv(), Some(round + 1000));
-            assert_eq!(mailbox.try_recv(), None);
+            assert_eq!(mailbox.try_recv(), Ok(round));
+            assert_eq!(mailbox.try_recv(), Ok(round + 1000));
+            assert_eq!(mailbox.try_recv(), Err(TryRecvError::Empty));
             expect_no_wake(&mut poll, &mut events, MAILBOX);
         }
     });
@@ -102,7 +103,7 @@ fn try_recv_until_none_rearms_the_wake() {
 #[test]
 fn drain_leaves_the_raw_fd_quiet() {
     for_each_backend!(|backend| {
-        let mailbox = Mailbox::with_backend(backend).unwrap();
+        let mut mailbox = Mailbox::with_backend(backend).unwrap();
         mailbox.sender().send("x").unwrap();
         assert!(is_readable(&mailbox));
         assert_eq!(mailbox.drain().collect::<Vec<_>>(), ["x"]);
@@ -112,7 +113,7 @@ fn drain_leaves_the_raw_fd_quiet() {
 
 #[test]
 fn a_drain_dropped_early_keeps_the_rest_in_order() {
-    let mailbox = Mailbox::new().unwrap();
+    let mut mailbox = Mailbox::new().unwrap();
     let sender = mailbox.sender();
     for i in 0..10 {
         sender.send(i).unwrap();
@@ -123,7 +124,7 @@ fn a_drain_dropped_early_keeps_the_rest_in_order() {
     assert_eq!(drain.next(), Some(1));
     drop(drain);
     sender.send(10).unwrap();
-    assert_eq!(mailbox.try_recv(), Some(2));
+    assert_eq!(mailbox.try_recv(), Ok(2));
     assert_eq!(
         mailbox.drain().collect::<Vec<_>>(),
         (3..=10).collect::<Vec<_>>()
@@ -133,7 +134,7 @@ fn a_drain_dropped_early_keeps_the_rest_in_order() {
 #[test]
 fn wait_times_out_then_sees_a_message() {
     for_each_backend!(|backend| {
-        let mailbox = Mailbox::with_backend(backend).unwrap();
+        let mut mailbox = Mailbox::with_backend(backend).unwrap();
         let start = Instant::now();
         assert!(!mailbox.wait(Some(Duration::from_millis(30))).unwrap());
         assert!(start.elapsed() >= Duration::from_millis(30));
@@ -143,7 +144,7 @@ fn wait_times_out_then_sees_a_message() {
             sender.send(5).unwrap();
         });
         assert!(mailbox.wait(Some(TIMEOUT)).unwrap());
-        assert_eq!(mailbox.try_recv(), Some(5));
+        assert_eq!(mailbox.try_recv(), Ok(5));
         worker.join().unwrap();
         // Already queued: no blocking.
         mailbox.sender().send(6).unwrap();
@@ -190,7 +191,7 @@ fn counters(n: usize) -> Arc<Vec<AtomicUsize>> {
 #[test]
 fn messages_queued_at_drop_are_dropped_exactly_once() {
     let drops = counters(100);
-    let mailbox = Mailbox::new().unwrap();
+    let mut mailbox = Mailbox::new().unwrap();
     let sender = mailbox.sender();
     for id in 0..100 {
         sender
@@ -232,7 +233,7 @@ fn sends_racing_the_mailbox_drop_are_never_stranded() {
         let drops = counters(SENDERS * PER_SENDER);
         let received = Arc::new(AtomicUsize::new(0));
         let returned = Arc::new(AtomicUsize::new(0));
-        let mailbox = Mailbox::new().unwrap();
+        let mut mailbox = Mailbox::new().unwrap();
         let start = Arc::new(Barrier::new(SENDERS + 1));
         let senders: Vec<_> = (0..SENDERS)
             .map(|s| {
@@ -290,7 +291,7 @@ fn unsupported_interest_is_rejected() {
 #[test]
 fn senders_from_several_threads_are_fifo_each_with_wait() {
     // No reactor: the consumer blocks in Mailbox::wait.
-    let mailbox = Mailbox::new().unwrap();
+    let mut mailbox = Mailbox::new().unwrap();
     let senders: Vec<_> = (0..3)
         .map(|id| {
             let sender = mailbox.sender();

@@ -49,7 +49,7 @@ static GLOBAL: Counting = Counting;
 #[test]
 fn steady_traffic_allocates_nothing_per_message() {
     for backend in wakefd::Backend::available() {
-        let mailbox = Mailbox::<u64>::with_backend(backend).unwrap();
+        let mut mailbox = Mailbox::<u64>::with_backend(backend).unwrap();
         let sender = mailbox.sender();
         let mut sum = 0;
         let mut round = |n: u64| {
@@ -60,7 +60,7 @@ fn steady_traffic_allocates_nothing_per_message() {
             for i in 0..n {
                 sender.send(i).unwrap();
             }
-            while let Some(i) = mailbox.try_recv() {
+            while let Ok(i) = mailbox.try_recv() {
                 sum += i;
             }
         };

@@ -237,7 +237,7 @@ pub fn serve(
         config,
         stats,
     };
-    let result = server.run(&replies);
+    let result = server.run(&mut replies);
     // Closes the job queue and the connections, then the mailbox: a worker
     // exits when the queue is empty or when its next reply cannot be sent,
     // so stopping does not wait for the work still queued.
@@ -438,7 +438,7 @@ struct Server<'a> {
 }
 
 impl Server<'_> {
-    fn run(&mut self, replies: &Mailbox<Reply>) -> io::Result<()> {
+    fn run(&mut self, replies: &mut Mailbox<Reply>) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         loop {
             let timeout = self

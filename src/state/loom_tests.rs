@@ -24,11 +24,17 @@ struct FakeFd {
     writes: AtomicUsize,
     /// Set when the fd is closed (dropped); a write after it is a bug.
     closed: Arc<AtomicBool>,
+    /// The first write fails (as a socket write can with `ENOBUFS`).
+    fail_first: bool,
+    failed: AtomicBool,
 }
 
 impl Signal for FakeFd {
     fn write_wake(&self) -> io::Result<()> {
         assert!(!self.closed.load(Relaxed), "write to a closed fd");
+        if self.fail_first && !self.failed.swap(true, Relaxed) {
+            return Err(io::Error::from_raw_os_error(libc::ENOBUFS));
+        }
         self.writes.fetch_add(1, Relaxed);
         self.count.fetch_add(1, Release);
         Ok(())
@@ -37,6 +43,18 @@ impl Signal for FakeFd {
     fn read_wakes(&self) -> io::Result<()> {
         self.count.swap(0, Acquire);
         Ok(())
+    }
+}
+
+impl FakeFd {
+    fn new(closed: Arc<AtomicBool>, fail_first: bool) -> FakeFd {
+        FakeFd {
+            count: AtomicUsize::new(0),
+            writes: AtomicUsize::new(0),
+            closed,
+            fail_first,
+            failed: AtomicBool::new(false),
+        }
     }
 }
 
@@ -53,6 +71,8 @@ struct Shared {
     state: StateCell,
     fd: FakeFd,
     work: [AtomicUsize; 2],
+    /// Only for the broken separate-flag model.
+    asleep: AtomicBool,
 }
 
 struct StateCell(State);
@@ -192,12 +212,9 @@ fn close_racing_notify() {
         let closed = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared {
             state: StateCell::default(),
-            fd: FakeFd {
-                count: AtomicUsize::new(0),
-                writes: AtomicUsize::new(0),
-                closed: Arc::clone(&closed),
-            },
+            fd: FakeFd::new(Arc::clone(&closed), false),
             work: Default::default(),
+            asleep: AtomicBool::new(false),
         });
         let sender = {
             let shared = Arc::clone(&shared);
@@ -217,7 +234,7 @@ fn close_racing_notify() {
 
         let (first, second) = sender.join().unwrap();
         for result in [first, second] {
-            assert!(matches!(result, Ok(()) | Err(io::ErrorKind::BrokenPipe)));
+            assert!(matches!(result, Ok(_) | Err(io::ErrorKind::BrokenPipe)));
         }
         // Once a notify has seen the close, the next one sees it too.
         if first.is_err() {
@@ -225,4 +242,204 @@ fn close_racing_notify() {
         }
         assert!(closed.load(Relaxed), "the fd outlived its last user");
     });
+}
+
+/// A failed write: the first wake write fails. Sender 0 and 1 publish work
+/// and notify; a sender whose notify failed publishes more work and
+/// notifies again. The loop looks at the work only when `drain` says it was
+/// woken (as a real loop does). Every notify that returned `Ok` must be seen:
+/// the failure neither swallows a later notify (a `PENDING` left set would)
+/// nor wipes another sender's `PENDING` (a late clear would, and that
+/// sender's wake would then be reported as `false`).
+#[test]
+fn failed_write_swallows_no_later_wake() {
+    model("failed_write_swallows_no_later_wake", || {
+        let shared = Arc::new(Shared {
+            fd: FakeFd::new(Arc::default(), true),
+            ..Shared::default()
+        });
+        let senders: Vec<_> = (0..2)
+            .map(|i| {
+                let shared = Arc::clone(&shared);
+                thread::spawn(move || {
+                    shared.work[i].store(1, Relaxed);
+                    if shared.state.0.notify(&shared.fd).is_ok() {
+                        return 1;
+                    }
+                    // Failed: the next notify must write, not coalesce.
+                    shared.work[i].store(2, Relaxed);
+                    shared.state.0.notify(&shared.fd).unwrap();
+                    2
+                })
+            })
+            .collect();
+
+        let mut seen = [0; 2];
+        let look = |seen: &mut [usize; 2]| {
+            for (i, work) in shared.work.iter().enumerate() {
+                seen[i] = seen[i].max(work.load(Relaxed));
+            }
+        };
+        for _ in 0..2 {
+            if drain(&shared.state.0, &shared.fd) {
+                look(&mut seen);
+            }
+        }
+        let expected: Vec<usize> = senders.into_iter().map(|s| s.join().unwrap()).collect();
+        // The loop's readiness events that are still due.
+        while shared.fd.count.load(Relaxed) > 0 {
+            if drain(&shared.state.0, &shared.fd) {
+                look(&mut seen);
+            }
+        }
+        assert!(
+            seen[0] >= expected[0] && seen[1] >= expected[1],
+            "lost wake: the loop saw {seen:?} of {expected:?}"
+        );
+    });
+}
+
+/// How a loop decides whether it may block; the real one announces sleep.
+type Announce = fn(&Shared) -> bool;
+
+fn announce(shared: &Shared) -> bool {
+    shared.state.0.announce_sleep()
+}
+
+/// A sleep-aware loop with 2 senders: it starts awake; each iteration it
+/// (optionally spins, then) announces sleep, blocks on the fake fd unless a
+/// wake is pending, announces it is awake, drains and looks at the work.
+/// A loop blocked with nothing left in the fd must have seen all the work.
+/// While it is awake a notify writes nothing.
+fn sleep_aware(name: &str, announce: Announce, notify: NotifyFn, spins: usize) {
+    model(name, move || {
+        let shared = Arc::new(Shared::default());
+        shared.state.0.announce_awake();
+        let done = Arc::new(AtomicUsize::new(0));
+        let senders: Vec<_> = (0..2)
+            .map(|i| {
+                let (shared, done) = (Arc::clone(&shared), Arc::clone(&done));
+                thread::spawn(move || {
+                    shared.work[i].store(1, Relaxed);
+                    notify(&shared);
+                    done.fetch_add(1, Release);
+                })
+            })
+            .collect();
+
+        let mut seen = [false; 2];
+        let mut blocked_forever = false;
+        for _ in 0..6 {
+            let spun = (0..spins).any(|_| {
+                let pending = shared.state.0.is_pending();
+                thread::yield_now();
+                pending
+            });
+            if !spun && announce(&shared) {
+                // Block until the fd is readable.
+                loop {
+                    if shared.fd.count.load(Acquire) > 0 {
+                        break;
+                    }
+                    if done.load(Acquire) == 2 && shared.fd.count.load(Acquire) == 0 {
+                        blocked_forever = true;
+                        break;
+                    }
+                    thread::yield_now();
+                }
+                if blocked_forever {
+                    break;
+                }
+            }
+            shared.state.0.announce_awake();
+            if drain(&shared.state.0, &shared.fd) {
+                for (i, work) in shared.work.iter().enumerate() {
+                    seen[i] |= work.load(Relaxed) == 1;
+                }
+            }
+            if seen == [true, true] {
+                break;
+            }
+        }
+        for sender in senders {
+            sender.join().unwrap();
+        }
+        assert!(
+            seen == [true, true],
+            "lost wake: the loop {} having seen only {seen:?}",
+            if blocked_forever { "sleeps forever" } else { "gave up" }
+        );
+    });
+}
+
+type NotifyFn = fn(&Shared);
+
+fn notify(shared: &Shared) {
+    shared.state.0.notify(&shared.fd).unwrap();
+}
+
+#[test]
+fn sleep_aware_loop_loses_no_wake() {
+    sleep_aware("sleep_aware_loop_loses_no_wake", announce, notify, 0);
+}
+
+#[test]
+fn spinning_loop_loses_no_wake() {
+    sleep_aware("spinning_loop_loses_no_wake", announce, notify, 1);
+}
+
+/// While the loop is awake (and has not announced sleep since), a notify
+/// writes nothing.
+#[test]
+fn notify_to_an_awake_loop_writes_nothing() {
+    model("notify_to_an_awake_loop_writes_nothing", || {
+        let shared = Arc::new(Shared::default());
+        shared.state.0.announce_awake();
+        let sender = {
+            let shared = Arc::clone(&shared);
+            thread::spawn(move || notify(&shared))
+        };
+        sender.join().unwrap();
+        assert_eq!(shared.fd.writes.load(Relaxed), 0);
+        assert!(!shared.state.0.announce_sleep(), "the pending wake must stop the sleep");
+        assert!(drain(&shared.state.0, &shared.fd));
+    });
+}
+
+/// Broken on purpose: the loop looks at `PENDING` *before* it announces
+/// sleep. A notify in between finds the loop still awake, writes nothing,
+/// and the loop blocks on an empty fd.
+#[test]
+#[should_panic(expected = "lost wake")]
+fn checking_before_the_announcement_loses_wakes() {
+    fn announce_late(shared: &Shared) -> bool {
+        let pending = shared.state.0.is_pending();
+        shared.state.0.announce_sleep();
+        !pending
+    }
+    sleep_aware("checking_before_the_announcement_loses_wakes", announce_late, notify, 0);
+}
+
+/// Broken on purpose: the sleep is announced with a plain store to a flag of
+/// its own, and senders read that flag after setting `PENDING`, with no
+/// fence: the loop's store and the senders' loads pass each other (store
+/// buffering), both sides miss the other, and the loop sleeps forever.
+#[test]
+#[should_panic(expected = "lost wake")]
+fn separate_sleep_flag_loses_wakes() {
+    fn announce_flag(shared: &Shared) -> bool {
+        shared.asleep.store(true, Release);
+        let block = !shared.state.0.is_pending();
+        if !block {
+            shared.asleep.store(false, Relaxed);
+        }
+        block
+    }
+    fn notify_flag(shared: &Shared) {
+        let prev = shared.state.0.word.fetch_or(PENDING, AcqRel);
+        if prev & PENDING == 0 && shared.asleep.load(Acquire) {
+            shared.fd.write_wake().unwrap();
+        }
+    }
+    sleep_aware("separate_sleep_flag_loses_wakes", announce_flag, notify_flag, 0);
 }

@@ -26,6 +26,9 @@ use std::time::{Duration, Instant};
 use crate::state::Signal;
 use crate::Backend;
 
+pub(crate) use errno::ErrnoGuard;
+
+mod errno;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod eventfd;
 mod pipe;

@@ -1,0 +1,284 @@
+//! Loom models of the Mailbox's wake decisions: the real `send_with`,
+//! `try_recv_with`, `refill_with` and `leftovers_with`, driving the real
+//! protocol (`state.rs`) over a fake eventfd watched edge-triggered with no
+//! read (the mio + eventfd case, where a readiness event is a fresh write).
+//!
+//! The assertion: when the senders are done and the loop has stopped (no
+//! event is coming, or it used up its steps), every message left in the
+//! mailbox has an event coming (a write after the last event the loop
+//! consumed). Each `broken_*` model runs the same scenario with one rule of
+//! the design removed and must fail.
+//!
+//! Run with
+//! `RUSTFLAGS="--cfg wakefd_loom" LOOM_MAX_PREEMPTIONS=2 cargo test --release --lib`.
+
+use std::io;
+
+use loom::sync::atomic::{AtomicUsize, Ordering::*};
+use loom::sync::Arc;
+use loom::thread;
+
+use super::{
+    leftovers_with, refill_with, send_with, try_recv_with, Bell, Local, SendError, Shared,
+    TryRecvError,
+};
+use crate::state::{Signal, State};
+
+/// An eventfd: a counter, and every write ever made (each one an edge for
+/// an edge-triggered watcher).
+#[derive(Default)]
+struct FakeFd {
+    count: AtomicUsize,
+    writes: AtomicUsize,
+}
+
+impl Signal for FakeFd {
+    fn write_wake(&self) -> io::Result<()> {
+        self.count.fetch_add(1, Release);
+        self.writes.fetch_add(1, Release);
+        Ok(())
+    }
+
+    fn read_wakes(&self) -> io::Result<()> {
+        self.count.swap(0, Acquire);
+        Ok(())
+    }
+}
+
+struct FakeBell {
+    state: State,
+    fd: FakeFd,
+}
+
+impl Bell for FakeBell {
+    fn rearm(&self, force_read: bool) {
+        // Edge-triggered, no read unless forced (eventfd under mio).
+        self.state.drain(&self.fd, force_read).unwrap();
+    }
+
+    fn ring(&self) {
+        self.state.notify(&self.fd).unwrap();
+    }
+
+    fn is_pending(&self) -> bool {
+        self.state.is_pending()
+    }
+}
+
+type Send = fn(&Shared<u32>, u32, &FakeBell) -> Result<(), SendError<u32>>;
+type Consume = fn(&Shared<u32>, &mut Local<u32>, &FakeBell, &mut Vec<u32>);
+
+fn send(shared: &Shared<u32>, msg: u32, bell: &FakeBell) -> Result<(), SendError<u32>> {
+    send_with(shared, msg, || bell.state.notify(&bell.fd).map(drop))
+}
+
+/// One `try_recv` per readiness event.
+fn try_recv_once(
+    shared: &Shared<u32>,
+    local: &mut Local<u32>,
+    bell: &FakeBell,
+    got: &mut Vec<u32>,
+) {
+    if let Ok(msg) = try_recv_with(shared, local, bell) {
+        got.push(msg);
+    }
+}
+
+/// A drain that takes one message and is dropped.
+fn drain_one(shared: &Shared<u32>, local: &mut Local<u32>, bell: &FakeBell, got: &mut Vec<u32>) {
+    refill_with(shared, local, bell);
+    got.extend(local.buf.pop_front());
+    leftovers_with(local, bell);
+}
+
+/// Two senders send one message each (sender 0 sends `per_sender[0]`,
+/// sender 1 `per_sender[1]`); the loop consumes with `consume` on each
+/// readiness event, at most `steps` times.
+fn scenario(name: &str, send: Send, consume: Consume, per_sender: [u32; 2], steps: usize) {
+    let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = std::sync::Arc::clone(&runs);
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(2);
+    builder.check(move || {
+        counter.fetch_add(1, Relaxed);
+        let shared = Arc::new(Shared::<u32>::new());
+        let bell = Arc::new(FakeBell {
+            state: State::new(),
+            fd: FakeFd::default(),
+        });
+        let done = Arc::new(AtomicUsize::new(0));
+        let senders: Vec<_> = (0..2)
+            .map(|s| {
+                let (shared, bell, done) =
+                    (Arc::clone(&shared), Arc::clone(&bell), Arc::clone(&done));
+                thread::spawn(move || {
+                    for i in 0..per_sender[s] {
+                        send(&shared, s as u32 * 10 + i, &bell).unwrap();
+                    }
+                    done.fetch_add(1, Release);
+                })
+            })
+            .collect();
+
+        let mut local = Local::new();
+        let mut got = Vec::new();
+        let mut observed = 0;
+        for _ in 0..steps {
+            // Wait for a readiness event: a write after the last one seen.
+            let writes = loop {
+                let writes = bell.fd.writes.load(Acquire);
+                if writes > observed {
+                    break Some(writes);
+                }
+                if done.load(Acquire) == 2 {
+                    let writes = bell.fd.writes.load(Acquire);
+                    break (writes > observed).then_some(writes);
+                }
+                thread::yield_now();
+            };
+            let Some(writes) = writes else { break };
+            observed = writes;
+            consume(&shared, &mut local, &bell, &mut got);
+        }
+        for sender in senders {
+            sender.join().unwrap();
+        }
+        let left = !local.buf.is_empty() || !shared.queue.is_empty();
+        if left {
+            assert!(
+                bell.fd.writes.load(Acquire) > observed,
+                "stranded: messages left with no event coming (got {got:?})"
+            );
+        } else {
+            let total = (per_sender[0] + per_sender[1]) as usize;
+            assert_eq!(got.len(), total, "lost or duplicated: {got:?}");
+        }
+    });
+    eprintln!("{name}: {} interleavings", runs.load(Relaxed));
+}
+
+#[test]
+fn try_recv_once_per_event_strands_nothing() {
+    scenario(
+        "try_recv_once_per_event_strands_nothing",
+        send,
+        try_recv_once,
+        [2, 1],
+        4,
+    );
+}
+
+#[test]
+fn a_drain_dropped_early_strands_nothing() {
+    scenario(
+        "a_drain_dropped_early_strands_nothing",
+        send,
+        drain_one,
+        [2, 1],
+        4,
+    );
+}
+
+/// Mutation: leftovers get no wake of their own (the bug of the drain
+/// dropped early and of `try_recv` once per event).
+#[test]
+#[should_panic(expected = "stranded")]
+fn broken_no_wake_for_leftovers() {
+    fn consume(shared: &Shared<u32>, local: &mut Local<u32>, bell: &FakeBell, got: &mut Vec<u32>) {
+        refill_with(shared, local, bell);
+        got.extend(local.buf.pop_front());
+    }
+    scenario("broken_no_wake_for_leftovers", send, consume, [2, 1], 4);
+}
+
+/// Mutation: `try_recv` serves leftovers without re-arming even when a wake
+/// is pending, so its own earlier wake coalesces the next one into nothing.
+#[test]
+#[should_panic(expected = "stranded")]
+fn broken_try_recv_without_rearm() {
+    fn consume(shared: &Shared<u32>, local: &mut Local<u32>, bell: &FakeBell, got: &mut Vec<u32>) {
+        if local.buf.is_empty() {
+            refill_with(shared, local, bell);
+        }
+        if let Some(msg) = local.buf.pop_front() {
+            got.push(msg);
+            leftovers_with(local, bell);
+        }
+    }
+    scenario("broken_try_recv_without_rearm", send, consume, [2, 1], 4);
+}
+
+/// Mutation: the take comes before the re-arm, so a send between them
+/// finds the queue non-empty, does not wake, and its message misses the take.
+#[test]
+#[should_panic(expected = "stranded")]
+fn broken_rearm_after_take() {
+    fn consume(shared: &Shared<u32>, local: &mut Local<u32>, bell: &FakeBell, got: &mut Vec<u32>) {
+        shared.queue.take_all(&mut local.buf);
+        bell.rearm(false);
+        got.extend(local.buf.drain(..));
+    }
+    scenario("broken_rearm_after_take", send, consume, [2, 1], 4);
+}
+
+/// Mutation: the sender decides to wake from a look at the queue made
+/// before its push (a stale length), not from the push itself.
+#[test]
+#[should_panic(expected = "stranded")]
+fn broken_wake_from_stale_emptiness() {
+    fn send(shared: &Shared<u32>, msg: u32, bell: &FakeBell) -> Result<(), SendError<u32>> {
+        let was_empty = shared.queue.is_empty();
+        shared.queue.push(msg).map_err(SendError)?;
+        if was_empty {
+            bell.state.notify(&bell.fd).unwrap();
+        }
+        Ok(())
+    }
+    fn consume(shared: &Shared<u32>, local: &mut Local<u32>, bell: &FakeBell, got: &mut Vec<u32>) {
+        refill_with(shared, local, bell);
+        got.extend(local.buf.drain(..));
+    }
+    scenario("broken_wake_from_stale_emptiness", send, consume, [1, 1], 3);
+}
+
+/// Disconnection: the last sender's drop is seen, and a message sent before
+/// it is never reported as `Disconnected` instead.
+#[test]
+fn disconnect_after_send_is_seen_after_the_message() {
+    loom::model(|| {
+        let shared = Arc::new(Shared::<u32>::new());
+        let bell = Arc::new(FakeBell {
+            state: State::new(),
+            fd: FakeFd::default(),
+        });
+        shared.add_sender();
+        let sender = {
+            let (shared, bell) = (Arc::clone(&shared), Arc::clone(&bell));
+            thread::spawn(move || {
+                send(&shared, 7, &bell).unwrap();
+                // Sender::drop
+                if shared.senders.fetch_sub(1, AcqRel) == 1 {
+                    bell.state.notify(&bell.fd).unwrap();
+                }
+            })
+        };
+        let mut local = Local::new();
+        let first = try_recv_with(&shared, &mut local, &*bell);
+        let second = try_recv_with(&shared, &mut local, &*bell);
+        sender.join().unwrap();
+        match (first, second) {
+            (Ok(7), Ok(_)) => panic!("duplicated"),
+            (Ok(7), _) | (_, Ok(7)) => {}
+            (Err(TryRecvError::Disconnected), _) | (_, Err(TryRecvError::Disconnected)) => {
+                panic!("Disconnected before the message")
+            }
+            _ => {
+                assert_eq!(try_recv_with(&shared, &mut local, &*bell), Ok(7));
+            }
+        }
+        assert_eq!(
+            try_recv_with(&shared, &mut local, &*bell),
+            Err(TryRecvError::Disconnected)
+        );
+    });
+}

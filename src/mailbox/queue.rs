@@ -1,0 +1,316 @@
+//! The Mailbox's queue: a lock-free stack of message slots that the consumer
+//! takes whole, with slots recycled through a free list, so that steady
+//! traffic allocates nothing.
+//!
+//! # Shape
+//!
+//! * **Slots** live in chunks that are allocated on demand (chunk `k` holds
+//!   `BASE << k` slots) and freed only with the queue, so a slot is named by a
+//!   32-bit id (index + 1; 0 is "none") and its memory never goes away while
+//!   the queue lives.
+//! * **`head`** is the top of a Treiber stack of queued slots. A sender pops a
+//!   free slot, writes its message into it, and pushes it with one
+//!   compare-and-swap; the value that CAS replaced tells it whether the queue
+//!   was empty, which is the Mailbox's "only the send that finds the queue
+//!   empty wakes the loop" rule, decided atomically with the push. A `CLOSED`
+//!   bit above the id makes pushes fail once the Mailbox is gone.
+//! * **The consumer** swaps `head` to empty (taking every queued slot at once),
+//!   reverses the chain to get the messages oldest first (FIFO overall, so
+//!   FIFO per sender), moves them out, and pushes the whole chain onto the
+//!   free list with one CAS.
+//! * **`free`** is a second Treiber stack, of empty slots. Senders pop from it
+//!   concurrently, so it carries an ABA tag in its upper 32 bits: a pop that
+//!   read a slot's `next` and was then overtaken (the slot popped, reused and
+//!   pushed back) fails its CAS because the tag moved on. `next` is an atomic,
+//!   so that racy read is well defined; its value is used only if the CAS
+//!   succeeds. (The tag wraps after 2^32 pushes and pops during one pop: not
+//!   a practical concern.)
+//!
+//! # Orderings
+//!
+//! * A sender owns a slot from its successful `free` pop (Acquire: it
+//!   synchronizes with the consumer's Release push of that slot, so the
+//!   consumer's move out of it happens before the sender's write) until its
+//!   successful `head` push (Release: its write of the message and of
+//!   `next` happen before the consumer's Acquire swap that takes it; the
+//!   pushes are read-modify-writes, so one swap synchronizes with every
+//!   sender whose push is in the chain it took).
+//! * The consumer owns every slot of the chain it swapped out until it pushes
+//!   them onto `free`.
+//!
+//! Loom checks this with 2 senders, a consumer and chunks of one slot, so
+//! that growth and reuse both happen (`queue_loom_tests`).
+
+use std::collections::VecDeque;
+use std::mem::MaybeUninit;
+use std::ptr;
+
+use crate::loom::{
+    AtomicPtr, AtomicU32, AtomicU64, Mutex,
+    Ordering::{Acquire, Relaxed, Release},
+    UnsafeCell,
+};
+
+/// Slots in chunk 0; chunk `k` has `BASE << k`. One under loom, so that the
+/// models allocate and reuse slots with few of them.
+#[cfg(not(wakefd_loom))]
+const BASE: usize = 32;
+#[cfg(wakefd_loom)]
+const BASE: usize = 1;
+
+/// As many chunks as 32-bit ids can name (the last id of chunk 26 is
+/// 32 * (2^27 - 1) < 2^32).
+const CHUNKS: usize = 27;
+
+/// No slot.
+const NIL: u32 = 0;
+/// `head`: the Mailbox is gone; pushes fail.
+const CLOSED: u64 = 1 << 32;
+/// `free`: one step of the ABA tag.
+const TAG: u64 = 1 << 32;
+/// The id part of `head` and `free`.
+const ID: u64 = u32::MAX as u64;
+
+struct Slot<T> {
+    /// The next slot down the stack this slot is in.
+    next: AtomicU32,
+    value: UnsafeCell<MaybeUninit<T>>,
+}
+
+pub(crate) struct Queue<T> {
+    /// The top of the stack of queued messages, and `CLOSED`.
+    head: AtomicU64,
+    /// The top of the stack of free slots, and the ABA tag.
+    free: AtomicU64,
+    /// Chunk `k`, or null before it is allocated. Set once, under `grow`.
+    chunks: [AtomicPtr<Slot<T>>; CHUNKS],
+    /// Serializes allocation: how many chunks exist.
+    grow: Mutex<usize>,
+}
+
+// SAFETY: the queue moves `T`s between threads (a sender writes one, the
+// consumer reads it) and never shares a `&T`; every slot access is ordered by
+// the atomics described in the module doc.
+unsafe impl<T: Send> Send for Queue<T> {}
+// SAFETY: as above; `&Queue` gives senders and the consumer only the
+// operations of the protocol.
+unsafe impl<T: Send> Sync for Queue<T> {}
+
+/// Which chunk holds slot `id`, and where in it.
+fn locate(id: u32) -> (usize, usize) {
+    let index = id as usize - 1;
+    // Chunk k starts at BASE * (2^k - 1).
+    let k = (usize::BITS - 1 - (index / BASE + 1).leading_zeros()) as usize;
+    (k, index - BASE * ((1 << k) - 1))
+}
+
+impl<T> Queue<T> {
+    pub(crate) fn new() -> Queue<T> {
+        Queue {
+            head: AtomicU64::new(NIL as u64),
+            free: AtomicU64::new(NIL as u64),
+            chunks: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
+            grow: Mutex::new(0),
+        }
+    }
+
+    fn slot(&self, id: u32) -> &Slot<T> {
+        let (k, offset) = locate(id);
+        // Acquire: pairs with the Release store that published the chunk.
+        let chunk = self.chunks[k].load(Acquire);
+        debug_assert!(!chunk.is_null());
+        // SAFETY: an id is handed out only after its chunk was published
+        // (the store above happened before any id in it could be seen), the
+        // chunk has `BASE << k` slots and `offset` is below that, and chunks
+        // are freed only when the queue is dropped.
+        unsafe { &*chunk.add(offset) }
+    }
+
+    /// Whether nothing is queued (a hint for the loop: a push may land at
+    /// any time).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.head.load(Acquire) & ID == NIL as u64
+    }
+
+    /// Queues `value`. `Ok(true)` if the queue was empty before it, `Err`
+    /// with the value if the queue is closed.
+    pub(crate) fn push(&self, value: T) -> Result<bool, T> {
+        if self.head.load(Relaxed) & CLOSED != 0 {
+            return Err(value);
+        }
+        let id = self.alloc();
+        let slot = self.slot(id);
+        // SAFETY: the slot is ours from `alloc` until the push below.
+        slot.value.with_mut(|p| unsafe { (*p).write(value) });
+        let mut top = self.head.load(Relaxed);
+        loop {
+            if top & CLOSED != 0 {
+                // SAFETY: still ours (not pushed); we wrote it above.
+                let value = slot.value.with_mut(|p| unsafe { (*p).assume_init_read() });
+                self.release(id, id);
+                return Err(value);
+            }
+            slot.next.store(top as u32, Relaxed);
+            // Release: publishes the message and `next` (module doc).
+            match self
+                .head
+                .compare_exchange_weak(top, id as u64, Release, Relaxed)
+            {
+                Ok(_) => return Ok(top as u32 == NIL),
+                Err(actual) => top = actual,
+            }
+        }
+    }
+
+    /// Moves every queued message to the back of `out`, oldest first; the
+    /// number moved. Only the consumer calls this (it owns the chain it takes).
+    pub(crate) fn take_all(&self, out: &mut VecDeque<T>) -> usize {
+        if self.is_empty() {
+            return 0;
+        }
+        // Acquire: synchronizes with every push in the chain (module doc).
+        // Keeps CLOSED as it is (only `close`, by the consumer, sets it).
+        let taken = self.head.fetch_and(!ID, Acquire);
+        self.move_out(taken as u32, out)
+    }
+
+    /// Closes the queue (pushes fail from now on) and moves what was queued
+    /// to `out`. Only the consumer calls this.
+    pub(crate) fn close(&self, out: &mut VecDeque<T>) -> usize {
+        let taken = self.head.swap(CLOSED, Acquire);
+        self.move_out(taken as u32, out)
+    }
+
+    /// Reverses the chain from `top` (newest first) and moves its messages
+    /// to `out` oldest first, then frees its slots.
+    fn move_out(&self, top: u32, out: &mut VecDeque<T>) -> usize {
+        if top == NIL {
+            return 0;
+        }
+        // Reverse in place: the chain is ours.
+        let mut prev = NIL;
+        let mut id = top;
+        while id != NIL {
+            let slot = self.slot(id);
+            let next = slot.next.load(Relaxed);
+            slot.next.store(prev, Relaxed);
+            prev = id;
+            id = next;
+        }
+        let oldest = prev;
+        let mut n = 0;
+        let mut id = oldest;
+        while id != NIL {
+            let slot = self.slot(id);
+            // SAFETY: the slot was pushed, so its sender wrote a message
+            // that our Acquire made visible; we read it exactly once, and
+            // the slot goes back to the free list below.
+            out.push_back(slot.value.with_mut(|p| unsafe { (*p).assume_init_read() }));
+            n += 1;
+            id = slot.next.load(Relaxed);
+        }
+        // After the reversal, `oldest` leads to `top` through `next`.
+        self.release(oldest, top);
+        n
+    }
+
+    /// Pops a free slot, allocating a chunk when there is none.
+    fn alloc(&self) -> u32 {
+        self.try_pop_free().unwrap_or_else(|| self.grow())
+    }
+
+    /// Pushes the chain `first ..= last` (linked through `next`) onto the
+    /// free list.
+    fn release(&self, first: u32, last: u32) {
+        let last = self.slot(last);
+        let mut cur = self.free.load(Relaxed);
+        loop {
+            last.next.store((cur & ID) as u32, Relaxed);
+            let new = (cur & !ID).wrapping_add(TAG) | first as u64;
+            // Release: the moves out of these slots happen before a sender's
+            // Acquire pop of them.
+            match self.free.compare_exchange_weak(cur, new, Release, Relaxed) {
+                Ok(_) => return,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// Allocates the next chunk, keeps its first slot and frees the rest.
+    /// Rare: the queue grows to the most messages ever in flight at once.
+    #[cold]
+    fn grow(&self) -> u32 {
+        let mut chunks = self.grow.lock().unwrap_or_else(|e| e.into_inner());
+        // Another sender may have grown the queue while we waited, or the
+        // consumer freed slots.
+        if let Some(id) = self.try_pop_free() {
+            return id;
+        }
+        let k = *chunks;
+        assert!(k < CHUNKS, "wakefd Mailbox: more than 2^32 messages queued");
+        let len = BASE << k;
+        let first = (BASE * ((1 << k) - 1) + 1) as u32;
+        let slots: Box<[Slot<T>]> = (0..len)
+            .map(|i| Slot {
+                // Link slot i to slot i + 1, the last to none.
+                next: AtomicU32::new(if i + 1 < len {
+                    first + i as u32 + 1
+                } else {
+                    NIL
+                }),
+                value: UnsafeCell::new(MaybeUninit::uninit()),
+            })
+            .collect();
+        // Release: the slots' initialization happens before any use of an
+        // id in this chunk (see `slot`).
+        self.chunks[k].store(Box::into_raw(slots).cast(), Release);
+        *chunks = k + 1;
+        drop(chunks);
+        if len > 1 {
+            self.release(first + 1, first + len as u32 - 1);
+        }
+        first
+    }
+
+    /// Pops a free slot, if there is one.
+    fn try_pop_free(&self) -> Option<u32> {
+        // Acquire: synchronizes with the Release push that freed the slot.
+        let mut cur = self.free.load(Acquire);
+        loop {
+            let id = (cur & ID) as u32;
+            if id == NIL {
+                return None;
+            }
+            // Racy if another sender pops and reuses this slot meanwhile;
+            // then the tag has moved and the CAS below fails.
+            let next = self.slot(id).next.load(Relaxed);
+            let new = (cur & !ID).wrapping_add(TAG) | next as u64;
+            match self.free.compare_exchange_weak(cur, new, Acquire, Acquire) {
+                Ok(_) => return Some(id),
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+}
+
+impl<T> Drop for Queue<T> {
+    fn drop(&mut self) {
+        // Messages still queued (the Mailbox closes and empties the queue
+        // when it is dropped, so normally none).
+        let mut rest = VecDeque::new();
+        self.take_all(&mut rest);
+        drop(rest);
+        let count = *self.grow.lock().unwrap_or_else(|e| e.into_inner());
+        for (k, chunk) in self.chunks.iter().enumerate().take(count) {
+            let ptr = chunk.load(Acquire);
+            // SAFETY: chunk k was made by `Box<[Slot<T>]>::into_raw` with
+            // `BASE << k` slots and is freed only here, once. Its values are
+            // `MaybeUninit`, so no message is dropped twice.
+            drop(unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(ptr, BASE << k)) });
+        }
+    }
+}
+
+#[cfg(all(test, wakefd_loom))]
+#[path = "queue_loom_tests.rs"]
+mod queue_loom_tests;
