@@ -104,7 +104,8 @@ pub fn is_readable(fd: &impl AsRawFd) -> bool {
 
 /// How many wakes sit unread in the notifier's fd, without reading them:
 /// the eventfd counter from `/proc/self/fdinfo`, or the bytes queued in a
-/// pipe or socket (`FIONREAD`; one wake is one byte).
+/// pipe or socket (`FIONREAD`; one wake is one byte). (`/proc` is only
+/// read for an eventfd, which only Linux and Android have.)
 pub fn wakes_in_fd(fd: &impl AsRawFd, backend: Backend) -> u64 {
     let fd = fd.as_raw_fd();
     if backend == Backend::EventFd {
