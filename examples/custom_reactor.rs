@@ -4,15 +4,18 @@
 //! This example does the same through `libc`, for every backend: it shows
 //! (and asserts) that after `notify` the fd is readable, that it stays
 //! readable until `drain`, and that after `drain` it is quiet again. Then it
-//! runs a small epoll loop that a worker thread wakes 10 000 times, and one
-//! that takes messages from a `Mailbox`.
+//! runs a small reactor loop that a worker thread wakes 10 000 times, and one
+//! that takes messages from a `Mailbox`: over `poll(2)` on every Unix, and
+//! over `epoll(7)` too on Linux and Android.
 //!
 //! ```text
 //! cargo run --example custom_reactor
 //! ```
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
+#[cfg(any(target_os = "linux", target_os = "android"))]
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -45,11 +48,69 @@ fn poll_readable(fd: RawFd, timeout: Duration) -> io::Result<bool> {
     }
 }
 
+/// What the loops below need from a level-triggered reactor: watch an fd
+/// for readability under a token, and wait for the tokens that are ready.
+trait Reactor {
+    const NAME: &'static str;
+    fn add(&mut self, fd: RawFd, token: u64) -> io::Result<()>;
+    fn wait(&mut self, timeout: Duration) -> io::Result<Vec<u64>>;
+}
+
+/// A `poll(2)` set, as a portable C reactor keeps it: every Unix has it.
+#[derive(Default)]
+struct PollSet {
+    fds: Vec<libc::pollfd>,
+    tokens: Vec<u64>,
+}
+
+impl Reactor for PollSet {
+    const NAME: &'static str = "poll(2)";
+
+    fn add(&mut self, fd: RawFd, token: u64) -> io::Result<()> {
+        self.fds.push(libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        });
+        self.tokens.push(token);
+        Ok(())
+    }
+
+    /// `EINTR` is retried with the time that is left.
+    fn wait(&mut self, timeout: Duration) -> io::Result<Vec<u64>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let ms = libc::c_int::try_from(left.as_millis()).unwrap_or(libc::c_int::MAX);
+            // SAFETY: `fds` is a live, initialized array of exactly the
+            // number of pollfds we pass, and nothing else touches it
+            // during the call.
+            let n = unsafe { libc::poll(self.fds.as_mut_ptr(), self.fds.len() as _, ms) };
+            if n >= 0 {
+                return Ok(self
+                    .fds
+                    .iter()
+                    .zip(&self.tokens)
+                    .filter(|(pfd, _)| pfd.revents & libc::POLLIN != 0)
+                    .map(|(_, &token)| token)
+                    .collect());
+            }
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        }
+    }
+}
+
 /// A level-triggered epoll instance, as a C reactor would use it.
+// epoll is Linux/Android-only (the cfg mio and polling use for it).
+#[cfg(any(target_os = "linux", target_os = "android"))]
 struct Epoll {
     fd: OwnedFd,
 }
 
+#[cfg(any(target_os = "linux", target_os = "android"))]
 impl Epoll {
     fn new() -> io::Result<Epoll> {
         // SAFETY: epoll_create1 takes no pointers; a valid flag.
@@ -63,9 +124,14 @@ impl Epoll {
             fd: unsafe { OwnedFd::from_raw_fd(fd) },
         })
     }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+impl Reactor for Epoll {
+    const NAME: &'static str = "epoll";
 
     /// Watches `fd` for readability, level-triggered (no `EPOLLET`).
-    fn add(&self, fd: RawFd, token: u64) -> io::Result<()> {
+    fn add(&mut self, fd: RawFd, token: u64) -> io::Result<()> {
         let mut event = libc::epoll_event {
             events: libc::EPOLLIN as u32,
             u64: token,
@@ -80,9 +146,8 @@ impl Epoll {
         Ok(())
     }
 
-    /// Waits up to `timeout` for events; returns the tokens that are ready.
     /// `EINTR` is retried with the time that is left.
-    fn wait(&self, timeout: Duration) -> io::Result<Vec<u64>> {
+    fn wait(&mut self, timeout: Duration) -> io::Result<Vec<u64>> {
         let deadline = Instant::now() + timeout;
         let mut events = [libc::epoll_event { events: 0, u64: 0 }; 8];
         loop {
@@ -135,17 +200,17 @@ fn with_poll(backend: Backend) -> io::Result<()> {
     Ok(())
 }
 
-/// The same through a level-triggered epoll, then a small reactor loop.
-fn with_epoll(backend: Backend) -> io::Result<()> {
-    let epoll = Epoll::new()?;
+/// The same through a reactor's wait, then a small reactor loop.
+fn with_reactor<R: Reactor>(mut reactor: R, backend: Backend) -> io::Result<()> {
+    let name = R::NAME;
     let notifier = Notifier::with_backend(backend)?;
-    epoll.add(notifier.as_raw_fd(), 1)?;
-    assert!(epoll.wait(QUIET)?.is_empty(), "quiet before any notify");
+    reactor.add(notifier.as_raw_fd(), 1)?;
+    assert!(reactor.wait(QUIET)?.is_empty(), "quiet before any notify");
     notifier.waker().notify()?;
-    assert_eq!(epoll.wait(SOON)?, [1], "readable after notify");
-    assert_eq!(epoll.wait(QUIET)?, [1], "level-triggered: reported again");
+    assert_eq!(reactor.wait(SOON)?, [1], "readable after notify");
+    assert_eq!(reactor.wait(QUIET)?, [1], "level-triggered: reported again");
     assert!(notifier.drain()?);
-    assert!(epoll.wait(QUIET)?.is_empty(), "quiet after drain");
+    assert!(reactor.wait(QUIET)?.is_empty(), "quiet after drain");
 
     // The reactor loop: a worker does 10 000 pieces of work, notifying after
     // each; the loop wakes, drains, then looks at the work. Wakes coalesce,
@@ -162,7 +227,7 @@ fn with_epoll(backend: Backend) -> io::Result<()> {
     });
     let mut wakeups = 0;
     while done.load(Ordering::Relaxed) < WORK {
-        let ready = epoll.wait(SOON)?;
+        let ready = reactor.wait(SOON)?;
         assert_eq!(ready, [1], "the loop must not stall while work is left");
         notifier.drain()?;
         wakeups += 1;
@@ -170,12 +235,15 @@ fn with_epoll(backend: Backend) -> io::Result<()> {
     worker.join().expect("worker")?;
     // The worker's last notify may have come after the loop's last drain.
     notifier.drain()?;
-    assert!(epoll.wait(QUIET)?.is_empty(), "quiet after the last drain");
-    println!("  epoll: {WORK} notifies woke the loop {wakeups} times");
+    assert!(
+        reactor.wait(QUIET)?.is_empty(),
+        "quiet after the last drain"
+    );
+    println!("  {name}: {WORK} notifies woke the loop {wakeups} times");
 
     // A Mailbox has a raw fd too.
     let mut mailbox = Mailbox::with_backend(backend)?;
-    epoll.add(mailbox.as_raw_fd(), 2)?;
+    reactor.add(mailbox.as_raw_fd(), 2)?;
     let sender = mailbox.sender();
     let producer = thread::spawn(move || {
         for i in 0..1000u32 {
@@ -184,7 +252,7 @@ fn with_epoll(backend: Backend) -> io::Result<()> {
     });
     let mut got = Vec::new();
     while got.len() < 1000 {
-        let ready = epoll.wait(SOON)?;
+        let ready = reactor.wait(SOON)?;
         assert!(
             ready.contains(&2),
             "mailbox readable while messages are due"
@@ -195,8 +263,8 @@ fn with_epoll(backend: Backend) -> io::Result<()> {
     assert_eq!(got, (0..1000).collect::<Vec<_>>(), "FIFO, nothing lost");
     // As above, a send's wake may trail the drain that took its message.
     assert_eq!(mailbox.drain().count(), 0);
-    assert!(epoll.wait(QUIET)?.is_empty(), "quiet once drained");
-    println!("  epoll: 1000 messages through a mailbox, in order");
+    assert!(reactor.wait(QUIET)?.is_empty(), "quiet once drained");
+    println!("  {name}: 1000 messages through a mailbox, in order");
     Ok(())
 }
 
@@ -204,7 +272,9 @@ fn main() -> io::Result<()> {
     for backend in Backend::available() {
         println!("{backend}:");
         with_poll(backend)?;
-        with_epoll(backend)?;
+        with_reactor(PollSet::default(), backend)?;
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        with_reactor(Epoll::new()?, backend)?;
     }
     Ok(())
 }

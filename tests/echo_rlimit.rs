@@ -12,65 +12,17 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
+use util::NofileLimit;
 
 #[path = "../examples/common/echo.rs"]
 mod echo;
+mod util;
 
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections opened while the process is out of fds.
 const EXCESS: usize = 40;
 /// Connections served before that.
 const HOLDERS: usize = 4;
-
-/// Restores the soft `RLIMIT_NOFILE` when dropped, even on a failed assert.
-struct NofileLimit {
-    saved: libc::rlimit,
-}
-
-impl NofileLimit {
-    /// Lowers the soft limit to `soft`: no fd numbered `soft` or higher can
-    /// be opened.
-    fn lower_to(soft: libc::rlim_t) -> NofileLimit {
-        let mut saved = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: `saved` is a valid, writable rlimit for the call.
-        let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut saved) };
-        assert_eq!(rc, 0, "getrlimit: {}", io::Error::last_os_error());
-        let lowered = libc::rlimit {
-            rlim_cur: soft,
-            rlim_max: saved.rlim_max,
-        };
-        // SAFETY: `lowered` is a valid rlimit that outlives the call.
-        let rc = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lowered) };
-        assert_eq!(rc, 0, "setrlimit: {}", io::Error::last_os_error());
-        NofileLimit { saved }
-    }
-}
-
-impl Drop for NofileLimit {
-    fn drop(&mut self) {
-        // SAFETY: `saved` is the valid rlimit getrlimit filled in.
-        let rc = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &self.saved) };
-        if rc != 0 {
-            eprintln!("restoring RLIMIT_NOFILE: {}", io::Error::last_os_error());
-        }
-    }
-}
-
-/// The lowest fd number not open: the one the next `open`/`socket`/`accept`
-/// would get. Probes with `fcntl(F_GETFD)`, which opens nothing (listing
-/// /proc/self/fd would itself take an fd).
-fn lowest_free_fd() -> libc::c_int {
-    (0..)
-        .find(|&fd| {
-            // SAFETY: F_GETFD only reads the flags of `fd`, if it is open;
-            // on a number that is not open it fails with EBADF.
-            unsafe { libc::fcntl(fd, libc::F_GETFD) == -1 }
-        })
-        .expect("a free fd number")
-}
 
 /// User plus system CPU time of the whole process so far.
 fn process_cpu_time() -> Duration {
@@ -129,7 +81,7 @@ fn out_of_fds_sheds_connections_without_spinning_and_recovers() {
 
     // From here on the process cannot open any fd: every number below the
     // limit is in use.
-    let limit = NofileLimit::lower_to(lowest_free_fd() as libc::rlim_t);
+    let limit = NofileLimit::leaving_free(0);
     let err = File::open("/dev/null").expect_err("the process is out of fds");
     assert_eq!(err.raw_os_error(), Some(libc::EMFILE), "{err}");
 

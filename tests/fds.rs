@@ -3,73 +3,14 @@
 
 mod util;
 
-use std::collections::BTreeSet;
-use std::io;
-
-use util::{assert_cloexec, assert_nonblocking};
+use util::{assert_cloexec, assert_nonblocking, open_fds, NofileLimit};
 use wakefd::{Backend, Mailbox, Notifier};
-
-fn open_fds() -> BTreeSet<i32> {
-    // The directory listing's own fd is closed again when `read_dir` ends,
-    // but it shows up in the listing, so drop any entry that is gone now.
-    std::fs::read_dir("/proc/self/fd")
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_str().unwrap().parse().unwrap())
-        .collect::<Vec<i32>>()
-        .into_iter()
-        // SAFETY: F_GETFD only asks whether the fd is open.
-        .filter(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0)
-        .collect()
-}
 
 fn fds_held(backend: Backend) -> usize {
     if backend == Backend::EventFd {
         1
     } else {
         2
-    }
-}
-
-fn set_nofile(soft: libc::rlim_t) -> libc::rlimit {
-    let mut old = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit with valid pointers to rlimit structs.
-    unsafe {
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut old), 0);
-        let new = libc::rlimit {
-            rlim_cur: soft,
-            rlim_max: old.rlim_max,
-        };
-        assert_eq!(
-            libc::setrlimit(libc::RLIMIT_NOFILE, &new),
-            0,
-            "{}",
-            io::Error::last_os_error()
-        );
-    }
-    old
-}
-
-fn restore_nofile(old: libc::rlimit) {
-    // SAFETY: setrlimit with a valid pointer to an rlimit struct.
-    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &old) }, 0);
-}
-
-/// The lowest limit under which exactly `free` more fds can be opened.
-fn limit_with_free_slots(free: usize) -> libc::rlim_t {
-    let open = open_fds();
-    let mut limit = 0usize;
-    let mut slots = 0;
-    loop {
-        if !open.contains(&(limit as i32)) {
-            if slots == free {
-                return limit as libc::rlim_t;
-            }
-            slots += 1;
-        }
-        limit += 1;
     }
 }
 
@@ -131,9 +72,9 @@ fn fds_are_cloexec_nonblocking_closed_once_and_never_leaked() {
         };
         for free in 0..needed {
             let before = open_fds();
-            let old = set_nofile(limit_with_free_slots(free));
+            let limit = NofileLimit::leaving_free(free);
             let result = Notifier::with_backend(backend);
-            restore_nofile(old);
+            drop(limit);
             let err = result.expect_err("created with too few fds");
             assert_eq!(
                 err.raw_os_error(),
@@ -144,9 +85,9 @@ fn fds_are_cloexec_nonblocking_closed_once_and_never_leaked() {
         }
         // And with just enough, it works.
         let before = open_fds();
-        let old = set_nofile(limit_with_free_slots(needed));
+        let limit = NofileLimit::leaving_free(needed);
         let result = Notifier::with_backend(backend);
-        restore_nofile(old);
+        drop(limit);
         drop(result.unwrap());
         assert_eq!(open_fds(), before);
     });

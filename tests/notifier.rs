@@ -52,6 +52,8 @@ fn unknown_backend_name_lists_the_valid_ones() {
     let _: &dyn std::error::Error = &err;
 }
 
+// eventfd is Linux/Android-only (the cfg mio and polling use for it).
+#[cfg(any(target_os = "linux", target_os = "android"))]
 #[test]
 fn linux_has_all_four_backends_eventfd_first() {
     assert_eq!(Backend::default(), Backend::EventFd);
@@ -65,6 +67,20 @@ fn linux_has_all_four_backends_eventfd_first() {
         ]
     );
     assert_eq!(Notifier::new().unwrap().backend(), Backend::EventFd);
+}
+
+// Elsewhere there is no eventfd: the pipe is the best backend.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+#[test]
+fn without_eventfd_the_pipe_comes_first_and_eventfd_is_unsupported() {
+    assert_eq!(Backend::default(), Backend::Pipe);
+    assert_eq!(
+        Backend::available(),
+        [Backend::Pipe, Backend::UnixSocketPair, Backend::TcpLoopback]
+    );
+    assert_eq!(Notifier::new().unwrap().backend(), Backend::Pipe);
+    let err = Notifier::with_backend(Backend::EventFd).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::Unsupported, "{err}");
 }
 
 #[test]
@@ -217,7 +233,40 @@ fn work_stored_relaxed_before_notify_is_seen_after_drain() {
     });
 }
 
-/// A reactor that is not mio: level-triggered epoll on the raw fd.
+/// A reactor that is not mio: level-triggered poll(2) on the raw fd, which
+/// every Unix has.
+#[test]
+fn level_triggered_poll_sees_readable_after_notify_and_quiet_after_drain() {
+    for_each_backend!(|backend| {
+        let notifier = Notifier::with_backend(backend).unwrap();
+        let ready = |timeout_ms: i32| {
+            let mut pfd = libc::pollfd {
+                fd: notifier.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd that lives across the call.
+            let n = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+            assert!(n >= 0, "poll: {}", io::Error::last_os_error());
+            n == 1 && pfd.revents & libc::POLLIN != 0
+        };
+
+        assert!(!ready(0), "readable before any notify");
+        notifier.waker().notify().unwrap();
+        assert!(ready(1000), "not readable after notify");
+        assert!(ready(0), "level-triggered: still readable until drained");
+        assert!(notifier.drain().unwrap());
+        assert!(!ready(0), "still readable after drain");
+        notifier.waker().notify().unwrap();
+        assert!(ready(1000), "not readable after the second notify");
+        assert!(notifier.drain().unwrap());
+        assert!(!ready(0));
+    });
+}
+
+/// The same through level-triggered epoll.
+// epoll is Linux/Android-only (the cfg mio and polling use for it).
+#[cfg(any(target_os = "linux", target_os = "android"))]
 #[test]
 fn level_triggered_epoll_sees_readable_after_notify_and_quiet_after_drain() {
     for_each_backend!(|backend| {
@@ -326,6 +375,8 @@ fn drain_reads_again_after_deregister() {
 
 /// An eventfd counter that is never read (the mio no-read mode) fills after
 /// 2^64 - 2 wakes; notify then resets it so mio still gets an edge.
+// eventfd is Linux/Android-only (the cfg mio and polling use for it).
+#[cfg(any(target_os = "linux", target_os = "android"))]
 #[test]
 fn full_eventfd_counter_still_wakes_mio() {
     let mut poll = Poll::new().unwrap();

@@ -34,8 +34,8 @@ fn no_sigpipe_after_the_notifier_is_gone_or_its_socket_is_shut() {
     });
 
     // Socket backends: shut the read end down behind the crate's back, so a
-    // send really meets EPIPE. MSG_NOSIGNAL turns it into an error, not a
-    // signal.
+    // send really meets EPIPE. MSG_NOSIGNAL (SO_NOSIGPIPE on Apple
+    // platforms) turns it into an error, not a signal.
     for backend in [Backend::UnixSocketPair, Backend::TcpLoopback] {
         let notifier = Notifier::with_backend(backend).unwrap();
         // SAFETY: shuts down the notifier's own open socket; it stays open.

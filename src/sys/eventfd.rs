@@ -11,16 +11,28 @@
 //! fail with `EAGAIN`; the counter is then read back to 0 and written again,
 //! so that an edge-triggered watcher still gets its event.
 //!
+//! The fd is held as a [`File`] and written and read through `&File`'s safe
+//! `Write`/`Read` (one `write(2)`/`read(2)` each, no allocation, no lock:
+//! async-signal-safe), as `mio::Waker` does; the `File` closes it once.
+//!
 //! [`eventfd(2)`]: https://man7.org/linux/man-pages/man2/eventfd.2.html
 
-use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 
-use super::cvt;
-
-#[derive(Debug)]
 pub(crate) struct EventFd {
-    fd: OwnedFd,
+    fd: File,
+}
+
+/// The fd number only: `File`'s own `Debug` looks the path up.
+impl fmt::Debug for EventFd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventFd")
+            .field("fd", &self.fd.as_fd())
+            .finish()
+    }
 }
 
 impl EventFd {
@@ -33,7 +45,7 @@ impl EventFd {
         // SAFETY: `fd` was just returned by eventfd, is open, and nothing
         // else owns it.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(EventFd { fd })
+        Ok(EventFd { fd: File::from(fd) })
     }
 
     pub(crate) fn fd(&self) -> BorrowedFd<'_> {
@@ -41,20 +53,12 @@ impl EventFd {
     }
 
     pub(crate) fn write_wake(&self) -> io::Result<()> {
-        let one: u64 = 1;
+        // An eventfd takes exactly 8 bytes, a u64 in native byte order.
+        let one = 1u64.to_ne_bytes();
         // Two tries: the second follows a reset of a full counter.
         for _ in 0..2 {
             loop {
-                // SAFETY: writes 8 bytes from a live, aligned u64 to an fd we
-                // own for the duration of the call.
-                let ret = unsafe {
-                    libc::write(
-                        self.fd.as_raw_fd(),
-                        (&one as *const u64).cast(),
-                        std::mem::size_of::<u64>(),
-                    )
-                };
-                match cvt(ret) {
+                match (&self.fd).write(&one) {
                     Ok(_) => return Ok(()),
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     // The counter is full: reset it and write again, so an
@@ -70,18 +74,9 @@ impl EventFd {
     }
 
     pub(crate) fn read_wakes(&self) -> io::Result<()> {
-        let mut count: u64 = 0;
+        let mut count = [0u8; 8];
         loop {
-            // SAFETY: reads at most 8 bytes into a live, aligned u64 from an
-            // fd we own for the duration of the call.
-            let ret = unsafe {
-                libc::read(
-                    self.fd.as_raw_fd(),
-                    (&mut count as *mut u64).cast(),
-                    std::mem::size_of::<u64>(),
-                )
-            };
-            match cvt(ret) {
+            match (&self.fd).read(&mut count) {
                 // The counter is reset to 0; its value is not needed.
                 Ok(_) => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

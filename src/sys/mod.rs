@@ -107,15 +107,6 @@ impl Signal for Sys {
     }
 }
 
-/// Turns a `read`/`write`-style return value into an `io::Result`.
-fn cvt(ret: libc::ssize_t) -> io::Result<usize> {
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret as usize)
-    }
-}
-
 /// Writes one byte to a byte stream (pipe or socket). `EINTR` is retried; a
 /// full buffer (`WouldBlock`) means the reader has bytes to read: success.
 fn write_stream(mut write: impl FnMut(&[u8]) -> io::Result<usize>) -> io::Result<()> {

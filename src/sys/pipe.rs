@@ -7,17 +7,35 @@
 //! closed together with the write end, so a write never meets `EPIPE` (and
 //! never raises `SIGPIPE`).
 //!
+//! Both ends are held as [`File`]s and written and read through `&File`'s
+//! safe `Write`/`Read` (one `write(2)`/`read(2)` each, no allocation, no
+//! lock: async-signal-safe), as `mio::Waker` does; each `File` closes its fd
+//! once, when the `Pipe` is dropped.
+//!
 //! [`pipe(2)`]: https://man7.org/linux/man-pages/man2/pipe.2.html
 
-use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read, Write};
+#[cfg(target_vendor = "apple")]
+use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 
-use super::{cvt, read_stream, write_stream};
+use super::{read_stream, write_stream};
 
-#[derive(Debug)]
 pub(crate) struct Pipe {
-    read: OwnedFd,
-    write: OwnedFd,
+    read: File,
+    write: File,
+}
+
+/// The fd numbers only: `File`'s own `Debug` looks the path up.
+impl fmt::Debug for Pipe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pipe")
+            .field("read", &self.read.as_fd())
+            .field("write", &self.write.as_fd())
+            .finish()
+    }
 }
 
 impl Pipe {
@@ -39,7 +57,10 @@ impl Pipe {
         for fd in [&read, &write] {
             set_cloexec_nonblocking(fd.as_raw_fd())?;
         }
-        Ok(Pipe { read, write })
+        Ok(Pipe {
+            read: File::from(read),
+            write: File::from(write),
+        })
     }
 
     pub(crate) fn fd(&self) -> BorrowedFd<'_> {
@@ -47,19 +68,11 @@ impl Pipe {
     }
 
     pub(crate) fn write_wake(&self) -> io::Result<()> {
-        write_stream(|buf| {
-            // SAFETY: writes `buf.len()` bytes from a live slice to an fd we
-            // own for the duration of the call.
-            cvt(unsafe { libc::write(self.write.as_raw_fd(), buf.as_ptr().cast(), buf.len()) })
-        })
+        write_stream(|buf| (&self.write).write(buf))
     }
 
     pub(crate) fn read_wakes(&self) -> io::Result<()> {
-        read_stream(|buf| {
-            // SAFETY: reads at most `buf.len()` bytes into a live slice from
-            // an fd we own for the duration of the call.
-            cvt(unsafe { libc::read(self.read.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) })
-        })
+        read_stream(|buf| (&self.read).read(buf))
     }
 }
 

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests (mio's `tests/util` layout).
 #![allow(dead_code)]
 
+use std::collections::BTreeSet;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
@@ -103,7 +104,8 @@ pub fn is_readable(fd: &impl AsRawFd) -> bool {
 
 /// How many wakes sit unread in the notifier's fd, without reading them:
 /// the eventfd counter from `/proc/self/fdinfo`, or the bytes queued in a
-/// pipe or socket (`FIONREAD`; one wake is one byte).
+/// pipe or socket (`FIONREAD`; one wake is one byte). (`/proc` is only
+/// read for an eventfd, which only Linux and Android have.)
 pub fn wakes_in_fd(fd: &impl AsRawFd, backend: Backend) -> u64 {
     let fd = fd.as_raw_fd();
     if backend == Backend::EventFd {
@@ -119,5 +121,91 @@ pub fn wakes_in_fd(fd: &impl AsRawFd, backend: Backend) -> u64 {
         let ret = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) };
         assert!(ret >= 0, "FIONREAD: {}", io::Error::last_os_error());
         n as u64
+    }
+}
+
+/// The fds open in this process.
+///
+/// Linux and Android list `/proc/self/fd`. Elsewhere every number below the
+/// soft `RLIMIT_NOFILE` (at most 65 536 of them) is probed with
+/// `fcntl(F_GETFD)`: `/dev/fd` lists only 0 to 2 on a FreeBSD without
+/// fdescfs, and a test's fds are the lowest free numbers anyway.
+pub fn open_fds() -> BTreeSet<RawFd> {
+    // /proc is Linux's (mio and polling gate it the same way).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let candidates: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_str().unwrap().parse().unwrap())
+        .collect();
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let candidates = 0..nofile_limit().rlim_cur.min(1 << 16) as RawFd;
+    candidates
+        .into_iter()
+        // The listing's own fd shows up in it but is closed again by now;
+        // keep only what is still open.
+        // SAFETY: F_GETFD only reads the flags of `fd` if it is open, and
+        // fails with EBADF if not.
+        .filter(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0)
+        .collect()
+}
+
+fn nofile_limit() -> libc::rlimit {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid, writable rlimit for the call.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    assert_eq!(rc, 0, "getrlimit: {}", io::Error::last_os_error());
+    limit
+}
+
+/// A lowered soft `RLIMIT_NOFILE`, restored when dropped (even on a failed
+/// assert). It is process-wide: a test that uses it has a binary of its own.
+#[derive(Debug)]
+pub struct NofileLimit {
+    saved: libc::rlimit,
+}
+
+impl NofileLimit {
+    /// Lowers the soft limit to `soft`: no fd numbered `soft` or higher can
+    /// be opened.
+    pub fn lower_to(soft: libc::rlim_t) -> NofileLimit {
+        let saved = nofile_limit();
+        let lowered = libc::rlimit {
+            rlim_cur: soft,
+            rlim_max: saved.rlim_max,
+        };
+        // SAFETY: `lowered` is a valid rlimit that outlives the call.
+        let rc = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lowered) };
+        assert_eq!(rc, 0, "setrlimit: {}", io::Error::last_os_error());
+        NofileLimit { saved }
+    }
+
+    /// Lowers the soft limit as far as it goes while exactly `free` more
+    /// fds can still be opened (0: none at all).
+    pub fn leaving_free(free: usize) -> NofileLimit {
+        let open = open_fds();
+        let limit = (0..)
+            .filter(|fd| !open.contains(fd))
+            .nth(free)
+            .expect("a free fd number");
+        NofileLimit::lower_to(limit as libc::rlim_t)
+    }
+}
+
+impl Drop for NofileLimit {
+    fn drop(&mut self) {
+        // SAFETY: `saved` is the valid rlimit getrlimit filled in.
+        let rc = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &self.saved) };
+        if rc != 0 {
+            let err = io::Error::last_os_error();
+            // Panicking while a failed assert unwinds would abort.
+            if std::thread::panicking() {
+                eprintln!("restoring RLIMIT_NOFILE: {err}");
+            } else {
+                panic!("restoring RLIMIT_NOFILE: {err}");
+            }
+        }
     }
 }
