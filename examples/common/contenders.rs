@@ -116,12 +116,13 @@ where
     let start = Instant::now();
     let consumed = consume(total);
     let elapsed = start.elapsed();
-    let produced: io::Result<()> = handles
+    // Join them all before looking at any result.
+    let produced: Vec<io::Result<()>> = handles
         .into_iter()
         .map(|h| h.join().expect("producer panicked"))
         .collect();
     consumed?;
-    produced?;
+    produced.into_iter().collect::<io::Result<()>>()?;
     Ok(elapsed)
 }
 
