@@ -16,7 +16,7 @@ use crate::mech::{Loop, Wake, Woke};
 
 /// A loop on a raw eventfd + epoll: level-triggered with a read per wake
 /// (`lt_read`), or edge-triggered with no read.
-pub fn epoll(lt_read: bool) -> io::Result<(Loop, Wake)> {
+pub fn epoll(lt_read: bool) -> io::Result<(Loop, Arc<dyn Wake>)> {
     let eventfd = Arc::new(EventFd::new()?);
     let epoll = Epoll::new(&eventfd, !lt_read)?;
     let own = Arc::clone(&eventfd);

@@ -123,19 +123,13 @@ pub fn burst_round(mech: Mech, senders: u32, k: u64, timeout: Duration) -> io::R
                     barrier.wait();
                     let w0 = thread_syscw();
                     let start = Instant::now();
-                    let mut result = Ok(());
-                    for _ in 0..k {
-                        if let Err(e) = wake() {
-                            result = Err(e);
-                            break;
-                        }
-                    }
+                    let result = wake.wake_n(k);
                     let end = Instant::now();
                     // Tell the loop we are done, then wake it once more so
                     // that it sees `done` after a wake (not counted in the
                     // rate; its write, if any, is in `writes`).
                     done.fetch_add(1, Ordering::Release);
-                    let last = wake();
+                    let last = wake.wake();
                     let w1 = thread_syscw();
                     result?;
                     last?;

@@ -3,6 +3,7 @@
 //! trip is two wakes and two event-loop returns.
 
 use std::io;
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -17,7 +18,7 @@ use crate::report::{median, Stats};
 /// wake the other thread's.
 pub struct Side {
     poll: Loop,
-    peer: Wake,
+    peer: Arc<dyn Wake>,
 }
 
 impl Side {
@@ -76,7 +77,7 @@ pub fn ping_pong(
                 }
                 for _ in 0..total {
                     b.wait(timeout)?;
-                    (b.peer)()?;
+                    b.peer.wake()?;
                 }
                 Ok(())
             };
@@ -90,7 +91,7 @@ pub fn ping_pong(
             let mut hist = new_histogram();
             for i in 0..total {
                 let t0 = Instant::now();
-                (a.peer)()?;
+                a.peer.wake()?;
                 a.wait(timeout)?;
                 let ns = t0.elapsed().as_nanos() as u64;
                 if i >= warmup {
