@@ -3,10 +3,11 @@
 //! Two threads play ping-pong, each blocked in its own event loop: the
 //! measuring thread wakes its peer and waits to be woken back; one round trip
 //! is two wakes and two event-loop returns. Every mechanism runs the same
-//! loop: each wakefd [`Backend`] through `mio::Poll` + [`Notifier`] (drain on
-//! every wake), `mio::Waker`, and two hand-written `libc` baselines, an
-//! eventfd watched level-triggered by epoll with a `read` per wake, and an
-//! eventfd watched edge-triggered with no read (the floor: one `write` and one
+//! loop: each wakefd [`Backend`](wakefd::Backend) through `mio::Poll` +
+//! [`Notifier`](wakefd::Notifier) (drain on every wake), `mio::Waker`, and
+//! two hand-written baselines (Linux only), an eventfd watched
+//! level-triggered by epoll with a `read` per wake, and an eventfd watched
+//! edge-triggered with no read (the floor: one `write` and one
 //! `epoll_wait` per wake). Every wait is bounded by `--timeout-ms`, so a lost
 //! wake-up aborts the run instead of hanging it. The two threads are pinned
 //! to the first two CPUs the process may use, so that every wake crosses
@@ -37,9 +38,9 @@
 //!
 //! # One file per job
 //!
-//! * `main.rs`: this overview, and the interleaved rounds ([`run`]).
+//! * `main.rs`: this overview, and the interleaved rounds (`run`).
 //! * `cli.rs`: the flags, and the mechanisms they select.
-//! * `mech.rs`: the mechanisms ([`mech::Mech`]) and the one shape each
+//! * `mech.rs`: the mechanisms (`mech::Mech`) and the one shape each
 //!   takes: a loop that blocks until woken, and a wake any thread calls.
 //! * `baselines.rs`: the raw eventfd + epoll baselines (Linux only).
 //! * `affinity.rs`: pinning the ping-pong threads (Linux only; a no-op
