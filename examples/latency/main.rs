@@ -61,7 +61,8 @@
 //! `Wake` closures, like `mio_waker` there), `burst_notifies` and
 //! `wakes_are_writes`. Ping-pong, burst, the tables, the JSON and the plot
 //! pick it up from there. Platform-only code goes in a module of its own
-//! with a `#![cfg]` at its top, as `baselines.rs` does. (A Mailbox
+//! with a `#![cfg]` at its top, as `baselines.rs` does; `available` then
+//! says where it runs, and `open` gets a `#[cfg]`'d arm. (A Mailbox
 //! contender is a queue + wake pair, not a wake: that is the `Contender`
 //! enum of `../common/contenders.rs`, whose doc says how.)
 
@@ -72,7 +73,7 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 
 mod affinity;
-mod baselines;
+mod baselines; // Linux only: gated at the top of its file
 mod burst;
 mod cli;
 mod mailbox;
