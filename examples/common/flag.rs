@@ -1,5 +1,5 @@
 //! The best coalescing a careful user writes by hand in front of a
-//! `mio::Waker`: the baseline that `examples/latency.rs` and
+//! `mio::Waker`: the baseline that the latency example and
 //! `benches/notify.rs` both measure the Mailbox against. One copy, so that
 //! both measure the same thing.
 

@@ -1,0 +1,153 @@
+//! The command line, and what it selects.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use clap::builder::PossibleValue;
+use clap::{Parser, ValueEnum};
+use wakefd::Backend;
+
+use crate::affinity;
+use crate::mech::{Baseline, Mech};
+
+/// Ping-pong wake latency and burst throughput of every wakefd backend
+/// against mio::Waker and raw eventfd + epoll baselines.
+#[derive(Parser, Debug)]
+#[command(version)]
+pub struct Args {
+    /// Interleaved rounds; every mechanism runs once per round.
+    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rounds: u32,
+
+    /// Measured round trips per mechanism per round.
+    #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub iters: u64,
+
+    /// Unrecorded round trips before each measured run.
+    #[arg(long, default_value_t = 200)]
+    pub warmup: u64,
+
+    /// wakefd backends to run (repeat the flag or give a comma list);
+    /// default: every backend available here.
+    #[arg(long = "backend", value_name = "NAME", value_delimiter = ',')]
+    pub backends: Vec<Backend>,
+
+    /// Baselines to run (repeat or comma list): mio-waker, epoll-lt-read,
+    /// epoll-et, or none; default: all three.
+    #[arg(long = "baseline", value_name = "NAME", value_delimiter = ',')]
+    pub baselines: Vec<BaselineArg>,
+
+    /// notify() calls per sender per burst round; 0 skips burst mode.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub burst: u64,
+
+    /// Sender threads in burst mode.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    pub senders: u32,
+
+    /// Messages per Mailbox-throughput run (one run per mechanism, producer
+    /// count and round; the per-message-wake baseline gets a tenth); 0
+    /// skips the Mailbox comparison.
+    #[arg(long, default_value_t = 300_000)]
+    pub mailbox: u64,
+
+    /// Producer counts for the Mailbox comparison (repeat or comma list).
+    #[arg(long, value_name = "N", value_delimiter = ',', default_values_t = [1u32, 4])]
+    pub producers: Vec<u32>,
+
+    /// Longest wait for any single wake before the run fails as a lost
+    /// wake-up.
+    #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout_ms: u64,
+
+    /// Write every result (per round, medians, ratios, CDFs) to this file
+    /// as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+
+    /// Draw the latency CDF of every mechanism to this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+
+    /// Let the scheduler place the two ping-pong threads instead of pinning
+    /// them to two different CPUs.
+    #[arg(long)]
+    pub no_pin: bool,
+}
+
+/// A `--baseline` value: one of [`Baseline`], or `none`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BaselineArg {
+    Run(Baseline),
+    None,
+}
+
+impl ValueEnum for BaselineArg {
+    fn value_variants<'a>() -> &'a [Self] {
+        static ALL: OnceLock<Vec<BaselineArg>> = OnceLock::new();
+        ALL.get_or_init(|| {
+            let each = Baseline::value_variants().iter().copied();
+            each.map(BaselineArg::Run)
+                .chain([BaselineArg::None])
+                .collect()
+        })
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        match self {
+            BaselineArg::Run(b) => b.to_possible_value(),
+            BaselineArg::None => Some(PossibleValue::new("none").help("No baselines")),
+        }
+    }
+}
+
+impl Args {
+    /// The longest wait for one wake.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+
+    /// The CPUs to pin the measuring and echo threads to; None with
+    /// `--no-pin`, or where there are not two to pin to.
+    pub fn pin_cpus(&self) -> Option<(usize, usize)> {
+        if self.no_pin {
+            None
+        } else {
+            affinity::two_cpus()
+        }
+    }
+
+    /// The mechanisms to run, in report order: the wakefd backends asked
+    /// for (all available by default), then the baselines asked for that
+    /// run here.
+    pub fn mechanisms(&self) -> Vec<Mech> {
+        let backends: Vec<Backend> = if self.backends.is_empty() {
+            Backend::available()
+        } else {
+            let mut v = Vec::new();
+            for &b in &self.backends {
+                if !v.contains(&b) {
+                    v.push(b);
+                }
+            }
+            v
+        };
+        let want = |b: Baseline| {
+            self.baselines.is_empty()
+                || (self.baselines.contains(&BaselineArg::Run(b))
+                    && !self.baselines.contains(&BaselineArg::None))
+        };
+        let baselines = Baseline::value_variants()
+            .iter()
+            .copied()
+            .filter(|&b| want(b))
+            .map(Mech::Baseline)
+            .filter(|m| m.available());
+        backends
+            .into_iter()
+            .map(Mech::Wakefd)
+            .chain(baselines)
+            .collect()
+    }
+}
