@@ -367,7 +367,11 @@ fn sleep_aware(name: &str, announce: Announce, notify: NotifyFn, spins: usize) {
         assert!(
             seen == [true, true],
             "lost wake: the loop {} having seen only {seen:?}",
-            if blocked_forever { "sleeps forever" } else { "gave up" }
+            if blocked_forever {
+                "sleeps forever"
+            } else {
+                "gave up"
+            }
         );
     });
 }
@@ -401,7 +405,10 @@ fn notify_to_an_awake_loop_writes_nothing() {
         };
         sender.join().unwrap();
         assert_eq!(shared.fd.writes.load(Relaxed), 0);
-        assert!(!shared.state.0.announce_sleep(), "the pending wake must stop the sleep");
+        assert!(
+            !shared.state.0.announce_sleep(),
+            "the pending wake must stop the sleep"
+        );
         assert!(drain(&shared.state.0, &shared.fd));
     });
 }
@@ -417,7 +424,12 @@ fn checking_before_the_announcement_loses_wakes() {
         shared.state.0.announce_sleep();
         !pending
     }
-    sleep_aware("checking_before_the_announcement_loses_wakes", announce_late, notify, 0);
+    sleep_aware(
+        "checking_before_the_announcement_loses_wakes",
+        announce_late,
+        notify,
+        0,
+    );
 }
 
 /// Broken on purpose: the sleep is announced with a plain store to a flag of
@@ -441,5 +453,10 @@ fn separate_sleep_flag_loses_wakes() {
             shared.fd.write_wake().unwrap();
         }
     }
-    sleep_aware("separate_sleep_flag_loses_wakes", announce_flag, notify_flag, 0);
+    sleep_aware(
+        "separate_sleep_flag_loses_wakes",
+        announce_flag,
+        notify_flag,
+        0,
+    );
 }
