@@ -61,6 +61,7 @@
 compile_error!("wakefd supports Unix platforms only");
 
 mod backend;
+mod keyed;
 mod loom;
 mod mailbox;
 mod notifier;
@@ -68,6 +69,7 @@ mod state;
 mod sys;
 
 pub use backend::{Backend, ParseBackendError};
+pub use keyed::{KeyOutOfRange, KeyedNotifier, KeyedWaker, Keys};
 pub use mailbox::{Drain, Mailbox, SendError, Sender};
 pub use notifier::{Notifier, Waker};
 

@@ -5,7 +5,11 @@
 //! build checks the same code that ships.
 
 #[cfg(wakefd_loom)]
+pub(crate) use loom::sync::atomic::AtomicBool;
+#[cfg(wakefd_loom)]
 pub(crate) use loom::sync::atomic::{AtomicUsize, Ordering};
 
+#[cfg(not(wakefd_loom))]
+pub(crate) use std::sync::atomic::AtomicBool;
 #[cfg(not(wakefd_loom))]
 pub(crate) use std::sync::atomic::{AtomicUsize, Ordering};
