@@ -185,8 +185,8 @@ fn senders_and_drainer(name: &str, capacity: usize, keys: [usize; 2], drainer: L
         }
         assert!(
             seen.work_seen == [true, true],
-            "lost wake: no wake due, and the loop saw the work of senders {:?} only \
-             (keys yielded: {:?})",
+            "lost wake: once the senders were done and the wake due was drained, the loop \
+             had seen the work of senders {:?} only (keys yielded: {:?})",
             seen.work_seen,
             seen.yields
         );
