@@ -603,6 +603,11 @@ impl KeyedWaker {
     /// Async-signal-safe: atomics and [`Waker::notify`] only, no allocation,
     /// no lock, no panic.
     ///
+    /// It reaches the fd only through [`Waker::notify`], so it behaves as
+    /// that does in a forked child whenever it sets a key. A notify of a key
+    /// already pending in the inherited bitmap touches only the child's copy
+    /// of that memory (never the parent's wake) and returns `Ok`.
+    ///
     /// # Errors
     ///
     /// `ErrorKind::BrokenPipe` once the [`KeyedNotifier`] is dropped; the
