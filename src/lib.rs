@@ -62,6 +62,7 @@ compile_error!("wakefd supports Unix platforms only");
 
 mod backend;
 mod fork;
+mod keyed;
 mod loom;
 mod mailbox;
 mod notifier;
@@ -69,6 +70,7 @@ mod state;
 mod sys;
 
 pub use backend::{Backend, ParseBackendError};
+pub use keyed::{KeyOutOfRange, KeyedNotifier, KeyedWaker, Keys};
 pub use mailbox::{Drain, Mailbox, SendError, Sender, TryRecvError};
 pub use notifier::{Notifier, Stats, Waker};
 
