@@ -58,13 +58,13 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mio::{Interest, Registry, Token};
+use mio::{Events, Interest, Poll, Registry, Token};
 
 use crate::loom::{
     AtomicBool, AtomicUsize,
     Ordering::{AcqRel, Acquire, Relaxed, Release},
 };
-use crate::{Backend, Notifier, Waker};
+use crate::{Backend, Notifier, Stats, Waker};
 
 /// Bits per atomic word.
 const W: usize = usize::BITS as usize;
@@ -456,6 +456,72 @@ impl KeyedNotifier {
             shared: &self.shared,
             cursor,
         })
+    }
+
+    /// The sleep-aware mio loop in one call, as [`Notifier::poll`]: announce
+    /// sleep, `poll.poll(events, timeout)` (zero timeout if a wake is
+    /// pending), announce the loop awake, then drain as
+    /// [`drain`](KeyedNotifier::drain) does. While the loop runs between two
+    /// calls, a newly set key makes no system call.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Notifier::poll`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mio::{Events, Interest, Poll, Token};
+    /// use std::time::Duration;
+    ///
+    /// let mut poll = Poll::new()?;
+    /// let mut notifier = wakefd::KeyedNotifier::new(100)?;
+    /// poll.registry().register(&mut notifier, Token(0), Interest::READABLE)?;
+    /// let waker = notifier.waker(42)?;
+    /// let mut events = Events::with_capacity(8);
+    /// assert_eq!(notifier.poll(&mut poll, &mut events, Some(Duration::ZERO))?.count(), 0);
+    /// waker.notify()?; // the loop is awake: no system call
+    /// let keys: Vec<usize> = notifier.poll(&mut poll, &mut events, None)?.collect();
+    /// assert_eq!(keys, [42]);
+    /// assert_eq!(notifier.stats().wakes_written, 0);
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn poll(
+        &mut self,
+        poll: &mut Poll,
+        events: &mut Events,
+        timeout: Option<Duration>,
+    ) -> io::Result<Keys<'_>> {
+        if let Err(err) = self.notifier.poll(poll, events, timeout) {
+            if self.shared.bits.any() {
+                let _ = self.shared.waker.notify();
+            }
+            return Err(err);
+        }
+        Ok(Keys {
+            shared: &self.shared,
+            cursor: Cursor::default(),
+        })
+    }
+
+    /// As [`Notifier::announce_sleep`], for a reactor of your own.
+    pub fn announce_sleep(&self) -> bool {
+        self.notifier.announce_sleep()
+    }
+
+    /// As [`Notifier::announce_awake`].
+    pub fn announce_awake(&self) {
+        self.notifier.announce_awake()
+    }
+
+    /// As [`Notifier::set_spin`]: how long `poll` and `wait` spin first.
+    pub fn set_spin(&mut self, budget: Duration) {
+        self.notifier.set_spin(budget)
+    }
+
+    /// The wake counters of the underlying notifier ([`Notifier::stats`]).
+    pub fn stats(&self) -> Stats {
+        self.notifier.stats()
     }
 }
 
