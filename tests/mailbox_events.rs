@@ -44,7 +44,12 @@ const PATTERNS: [Pattern; 6] = [
 ];
 
 /// Consumes according to `pattern` (event number `n`), pushing what it took.
-fn consume(pattern: Pattern, n: usize, mailbox: &mut Mailbox<(usize, u32)>, got: &mut Vec<(usize, u32)>) {
+fn consume(
+    pattern: Pattern,
+    n: usize,
+    mailbox: &mut Mailbox<(usize, u32)>,
+    got: &mut Vec<(usize, u32)>,
+) {
     match pattern {
         Pattern::DrainAll => got.extend(mailbox.drain()),
         Pattern::DrainOne => got.extend(mailbox.drain().next()),
@@ -132,7 +137,10 @@ fn run(backend: Backend, pattern: Pattern, edge_triggered: bool, per_sender: u32
     }
     let mut next = [0u32; 2];
     for (id, seq) in got {
-        assert_eq!(seq, next[id], "{backend} {pattern:?}: out of order or duplicated");
+        assert_eq!(
+            seq, next[id],
+            "{backend} {pattern:?}: out of order or duplicated"
+        );
         next[id] += 1;
     }
 }
@@ -175,7 +183,10 @@ fn a_drain_dropped_early_gets_a_fresh_event() {
         assert_eq!((drain.next(), drain.next()), (Some(0), Some(1)));
         drop(drain);
         expect_wake(&mut poll, &mut events, MAILBOX);
-        assert_eq!(mailbox.drain().collect::<Vec<_>>(), (2..10).collect::<Vec<_>>());
+        assert_eq!(
+            mailbox.drain().collect::<Vec<_>>(),
+            (2..10).collect::<Vec<_>>()
+        );
     });
 }
 
@@ -336,5 +347,7 @@ fn try_recv_error_is_a_std_error() {
     fn is_error<E: std::error::Error + Copy + Eq + Send + Sync + 'static>(_: E) {}
     is_error(TryRecvError::Empty);
     assert_ne!(TryRecvError::Empty, TryRecvError::Disconnected);
-    assert!(TryRecvError::Disconnected.to_string().contains("disconnected"));
+    assert!(TryRecvError::Disconnected
+        .to_string()
+        .contains("disconnected"));
 }

@@ -1,0 +1,291 @@
+//! Sleep-aware loops, spinning, stats and failed writes through the public
+//! API, on every backend.
+
+mod util;
+
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use mio::{Events, Interest, Poll, Token};
+use util::{is_readable, TIMEOUT};
+use wakefd::{Mailbox, Notifier, Stats};
+
+const NOTIFIER: Token = Token(0);
+
+fn registered(backend: wakefd::Backend) -> (Poll, Notifier, Events) {
+    let poll = Poll::new().unwrap();
+    let mut notifier = Notifier::with_backend(backend).unwrap();
+    poll.registry()
+        .register(&mut notifier, NOTIFIER, Interest::READABLE)
+        .unwrap();
+    (poll, notifier, Events::with_capacity(16))
+}
+
+/// While the loop is awake, a notify makes no system call (nothing is
+/// written), and the next `poll` returns at once with the wake.
+#[test]
+fn notify_to_an_awake_loop_writes_nothing() {
+    for_each_backend!(|backend| {
+        let (mut poll, notifier, mut events) = registered(backend);
+        let waker = notifier.waker();
+        assert!(!notifier
+            .poll(&mut poll, &mut events, Some(Duration::ZERO))
+            .unwrap());
+        for _ in 0..100 {
+            waker.notify().unwrap();
+            waker.notify().unwrap();
+            let start = Instant::now();
+            assert!(notifier
+                .poll(&mut poll, &mut events, Some(TIMEOUT))
+                .unwrap());
+            assert!(start.elapsed() < TIMEOUT);
+        }
+        let stats = notifier.stats();
+        assert_eq!(stats.wakes_written, 0, "{stats:?}");
+        assert_eq!(stats.wakes_absorbed, 100, "{stats:?}");
+        assert_eq!(stats.drains_woken, 100, "{stats:?}");
+        assert!(!is_readable(&notifier));
+    });
+}
+
+/// A loop blocked in `poll` is woken by a write, exactly as without the
+/// announcements.
+#[test]
+fn a_sleeping_loop_is_woken_by_a_write() {
+    for_each_backend!(|backend| {
+        let (mut poll, notifier, mut events) = registered(backend);
+        let waker = notifier.waker();
+        let worker = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(20));
+            waker.notify().unwrap();
+        });
+        assert!(notifier
+            .poll(&mut poll, &mut events, Some(TIMEOUT))
+            .unwrap());
+        worker.join().unwrap();
+        let stats = notifier.stats();
+        assert_eq!((stats.wakes_written, stats.sleeps), (1, 1), "{stats:?}");
+    });
+}
+
+/// Many senders, a sleep-aware loop: every notify's work is seen, no poll
+/// waits out its timeout.
+#[test]
+fn senders_racing_a_sleep_aware_loop_lose_nothing() {
+    const SENDERS: u64 = 3;
+    const PER_SENDER: u64 = 20_000;
+    for_each_backend!(|backend| {
+        let (mut poll, notifier, mut events) = registered(backend);
+        let done = Arc::new(AtomicU64::new(0));
+        let senders: Vec<_> = (0..SENDERS)
+            .map(|_| {
+                let (waker, done) = (notifier.waker(), Arc::clone(&done));
+                thread::spawn(move || {
+                    for i in 0..PER_SENDER {
+                        done.fetch_add(1, Ordering::Relaxed);
+                        waker.notify().unwrap();
+                        if i % 64 == 0 {
+                            thread::sleep(Duration::from_micros(50));
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut seen = 0;
+        while seen < SENDERS * PER_SENDER {
+            let start = Instant::now();
+            let woken = notifier
+                .poll(&mut poll, &mut events, Some(TIMEOUT))
+                .unwrap();
+            assert!(start.elapsed() < TIMEOUT, "lost wake at {seen}");
+            if woken {
+                seen = done.load(Ordering::Relaxed);
+            }
+        }
+        for s in senders {
+            s.join().unwrap();
+        }
+        let stats = notifier.stats();
+        assert!(
+            stats.wakes_written <= stats.drains_woken + stats.drains_spurious + 1,
+            "{stats:?}"
+        );
+    });
+}
+
+/// A loop that announces nothing behaves as before: every wake written.
+#[test]
+fn a_loop_that_announces_nothing_gets_every_wake_written() {
+    let notifier = Notifier::new().unwrap();
+    let waker = notifier.waker();
+    for _ in 0..10 {
+        waker.notify().unwrap();
+        assert!(is_readable(&notifier));
+        assert!(notifier.drain().unwrap());
+    }
+    assert_eq!(notifier.stats().wakes_written, 10);
+    assert_eq!(notifier.stats().wakes_absorbed, 0);
+}
+
+/// The raw-reactor way: announce, poll(2), announce, drain.
+#[test]
+fn announcements_around_a_raw_poll() {
+    for_each_backend!(|backend| {
+        let notifier = Notifier::with_backend(backend).unwrap();
+        let waker = notifier.waker();
+        notifier.announce_awake();
+        waker.notify().unwrap(); // absorbed
+        assert!(!is_readable(&notifier));
+        assert!(
+            !notifier.announce_sleep(),
+            "a pending wake must stop the sleep"
+        );
+        notifier.announce_awake();
+        assert!(notifier.drain().unwrap());
+        // Now asleep for real: the next wake is written.
+        assert!(notifier.announce_sleep());
+        waker.notify().unwrap();
+        let mut pfd = libc::pollfd {
+            fd: notifier.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        assert_eq!(unsafe { libc::poll(&mut pfd, 1, 10_000) }, 1);
+        notifier.announce_awake();
+        assert!(notifier.drain().unwrap());
+        assert!(!is_readable(&notifier));
+        let stats = notifier.stats();
+        assert_eq!(
+            (stats.wakes_absorbed, stats.wakes_written),
+            (1, 1),
+            "{stats:?}"
+        );
+    });
+}
+
+/// Two threads ping-pong through spinning `wait`s: after warm-up, no wake
+/// is written (each finds the other spinning).
+#[test]
+fn spinning_ping_pong_writes_no_wake() {
+    let mut a = Notifier::new().unwrap();
+    let mut b = Notifier::new().unwrap();
+    // Generous, so that a descheduled peer rarely makes the other sleep.
+    a.set_spin(Duration::from_millis(50));
+    b.set_spin(Duration::from_millis(50));
+    assert_eq!(a.spin(), Duration::from_millis(50));
+    let (to_a, to_b) = (a.waker(), b.waker());
+    const ROUNDS: u32 = 2_000;
+    let peer = thread::spawn(move || {
+        for _ in 0..ROUNDS {
+            assert!(b.wait(Some(TIMEOUT)).unwrap());
+            to_a.notify().unwrap();
+        }
+        b.stats()
+    });
+    for _ in 0..ROUNDS {
+        to_b.notify().unwrap();
+        assert!(a.wait(Some(TIMEOUT)).unwrap());
+    }
+    let b_stats: Stats = peer.join().unwrap();
+    let a_stats = a.stats();
+    let written = a_stats.wakes_written + b_stats.wakes_written;
+    let absorbed = a_stats.wakes_absorbed + b_stats.wakes_absorbed;
+    assert_eq!(
+        written + absorbed,
+        2 * u64::from(ROUNDS),
+        "{a_stats:?} {b_stats:?}"
+    );
+    // Nearly every wake finds the peer spinning; allow for preemption on a
+    // loaded machine.
+    assert!(written * 10 < absorbed, "{a_stats:?} {b_stats:?}");
+}
+
+/// Spinning `poll` through mio still sees I/O on other sources.
+#[test]
+fn a_spinning_poll_still_sees_other_io() {
+    let mut poll = Poll::new().unwrap();
+    let mut notifier = Notifier::new().unwrap();
+    notifier.set_spin(Duration::from_millis(200));
+    poll.registry()
+        .register(&mut notifier, NOTIFIER, Interest::READABLE)
+        .unwrap();
+    let (mut tx, rx) = std::os::unix::net::UnixStream::pair().unwrap();
+    rx.set_nonblocking(true).unwrap();
+    let mut rx = mio::net::UnixStream::from_std(rx);
+    poll.registry()
+        .register(&mut rx, Token(1), Interest::READABLE)
+        .unwrap();
+    std::io::Write::write_all(&mut tx, b"x").unwrap();
+    let mut events = Events::with_capacity(8);
+    let start = Instant::now();
+    let woken = notifier
+        .poll(&mut poll, &mut events, Some(TIMEOUT))
+        .unwrap();
+    assert!(!woken);
+    assert!(events.iter().any(|e| e.token() == Token(1)));
+    assert!(start.elapsed() < TIMEOUT);
+}
+
+/// A failed wake write does not swallow the next notify.
+#[test]
+fn a_failed_write_swallows_no_later_notify() {
+    for_each_backend!(|backend| {
+        let (mut poll, notifier, mut events) = registered(backend);
+        let waker = notifier.waker();
+        notifier.fail_next_writes(1);
+        let err = waker.notify().unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ENOBUFS));
+        waker.notify().unwrap(); // writes, instead of coalescing
+        util::expect_wake(&mut poll, &mut events, NOTIFIER);
+        assert!(notifier.drain().unwrap());
+        let stats = notifier.stats();
+        assert_eq!(
+            (stats.write_errors, stats.wakes_written),
+            (1, 1),
+            "{stats:?}"
+        );
+    });
+}
+
+/// The Mailbox's sleep-aware poll: sends to an awake loop make no system
+/// call, and leftovers make the next poll return at once.
+#[test]
+fn mailbox_poll_absorbs_sends_and_strands_nothing() {
+    for_each_backend!(|backend| {
+        let mut poll = Poll::new().unwrap();
+        let mut mailbox = Mailbox::with_backend(backend).unwrap();
+        poll.registry()
+            .register(&mut mailbox, NOTIFIER, Interest::READABLE)
+            .unwrap();
+        let mut events = Events::with_capacity(8);
+        let sender = mailbox.sender();
+        assert!(!mailbox
+            .poll(&mut poll, &mut events, Some(Duration::ZERO))
+            .unwrap());
+        for i in 0..10 {
+            sender.send(i).unwrap();
+        }
+        assert!(mailbox.poll(&mut poll, &mut events, Some(TIMEOUT)).unwrap());
+        assert_eq!(mailbox.drain().next(), Some(0)); // leftovers
+        let start = Instant::now();
+        assert!(mailbox.poll(&mut poll, &mut events, Some(TIMEOUT)).unwrap());
+        assert!(start.elapsed() < TIMEOUT);
+        assert_eq!(
+            mailbox.drain().collect::<Vec<_>>(),
+            (1..10).collect::<Vec<_>>()
+        );
+        assert_eq!(mailbox.stats().wakes_written, 0);
+        // Asleep: a send from another thread wakes it.
+        let worker = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(20));
+            sender.send(99).unwrap();
+        });
+        assert!(mailbox.poll(&mut poll, &mut events, Some(TIMEOUT)).unwrap());
+        worker.join().unwrap();
+        assert_eq!(mailbox.try_recv(), Ok(99));
+    });
+}
