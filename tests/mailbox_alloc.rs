@@ -79,3 +79,54 @@ fn steady_traffic_allocates_nothing_per_message() {
         assert_eq!(sum, 1_004 * 2 * (0..64).sum::<u64>());
     }
 }
+
+/// Four sender threads and the loop, in lock-step rounds of 4 x 64 messages:
+/// after warm-up, no thread allocates (the queue's slots are recycled).
+#[test]
+fn four_senders_allocate_nothing_per_message_in_steady_state() {
+    use std::sync::{Arc, Barrier};
+    const SENDERS: usize = 4;
+    const BURST: u64 = 64;
+    const WARMUP: usize = 8;
+    const ROUNDS: usize = 500;
+    for backend in wakefd::Backend::available() {
+        let mut mailbox = Mailbox::<u64>::with_backend(backend).unwrap();
+        let barrier = Arc::new(Barrier::new(SENDERS + 1));
+        let senders: Vec<_> = (0..SENDERS)
+            .map(|_| {
+                let (sender, barrier) = (mailbox.sender(), Arc::clone(&barrier));
+                std::thread::spawn(move || {
+                    for round in 0..WARMUP + ROUNDS {
+                        if round == WARMUP {
+                            COUNTING.with(|c| c.set(true));
+                        }
+                        for i in 0..BURST {
+                            sender.send(i).unwrap();
+                        }
+                        barrier.wait(); // sent
+                        barrier.wait(); // drained
+                    }
+                    COUNTING.with(|c| c.set(false));
+                })
+            })
+            .collect();
+        let mut sum = 0;
+        let before = ALLOCS.load(Ordering::Relaxed);
+        for round in 0..WARMUP + ROUNDS {
+            if round == WARMUP {
+                COUNTING.with(|c| c.set(true));
+            }
+            barrier.wait();
+            sum += mailbox.drain().sum::<u64>();
+            barrier.wait();
+        }
+        COUNTING.with(|c| c.set(false));
+        for s in senders {
+            s.join().unwrap();
+        }
+        let after = ALLOCS.load(Ordering::Relaxed);
+        assert_eq!(after - before, 0, "{backend}: allocations in steady state");
+        let rounds = (WARMUP + ROUNDS) as u64;
+        assert_eq!(sum, rounds * SENDERS as u64 * (0..BURST).sum::<u64>());
+    }
+}
