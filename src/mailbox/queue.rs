@@ -118,6 +118,10 @@ impl<T> Queue<T> {
         let (k, offset) = locate(id);
         // Acquire: pairs with the Release store that published the chunk.
         let chunk = self.chunks[k].load(Acquire);
+        // Loom runs in release: a model that breaks the orderings gets an
+        // assertion here, not a wild pointer.
+        #[cfg(wakefd_loom)]
+        assert!(!chunk.is_null(), "a slot in a chunk not yet visible");
         debug_assert!(!chunk.is_null());
         // SAFETY: an id is handed out only after its chunk was published
         // (the store above happened before any id in it could be seen), the
