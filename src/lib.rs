@@ -46,13 +46,37 @@
 //! # std::io::Result::Ok(())
 //! ```
 //!
+//! # Three ways to wait
+//!
+//! | way | the loop calls | a wake costs the sender | pick it when |
+//! | --- | --- | --- | --- |
+//! | plain | `poll.poll(..)` then [`Notifier::drain`] (or [`Notifier::wait`]) | one `write` when no wake is pending | the loop is idle most of the time, or you cannot change how it blocks |
+//! | sleep-aware | [`Notifier::poll`] (or [`Notifier::announce_sleep`] / [`Notifier::announce_awake`] around your own blocking call) | one `write` only if the loop is blocked; one atomic operation while it is awake | the loop is busy: wakes arrive while it works |
+//! | spinning | [`Notifier::set_spin`], then `poll` or `wait` | one atomic operation while the loop spins | a core can be burnt for sub-microsecond wakes |
+//!
+//! [`Mailbox`] and [`KeyedNotifier`] offer the same three. [`Notifier::stats`]
+//! counts what happened (wakes written and absorbed, drains, sleeps).
+//!
+//! # Beyond one wake
+//!
+//! * A [`Mailbox`] hands values to the loop; no message is ever stranded,
+//!   whatever the loop does with its events.
+//! * A [`KeyedNotifier`] carries any number of wake keys on one fd and yields
+//!   just the keys that fired.
+//! * [`Waker::notify`] is async-signal-safe: wake a loop from a signal
+//!   handler.
+//! * After `fork()`, an inherited notifier fails in the child with an error
+//!   saying it belongs to the parent process, instead of stealing or faking
+//!   the parent's wakes; make a new one in the child.
+//!
 //! # The protocol
 //!
 //! The notifier and its wakers share one atomic word with a *pending* bit.
-//! `notify` sets it; only the call that moved it from 0 to 1 writes to the fd.
-//! `drain` consumes the fd, *then* clears the bit, and the loop looks at its
-//! work after that. The argument for each ordering is in the source of the
-//! `state` module, which the crate's loom model checks.
+//! `notify` sets it; only the call that moved it from 0 to 1 writes to the fd,
+//! and not even that one while a sleep-aware loop is awake (an *awake* bit in
+//! the same word). `drain` consumes the fd, *then* clears the bit, and the
+//! loop looks at its work after that. The argument for each ordering is in the
+//! source of the `state` module, which the crate's loom models check.
 
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![doc(test(attr(deny(warnings))))]
