@@ -334,10 +334,14 @@ impl<T> Mailbox<T> {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn drain(&mut self) -> Drain<'_, T> {
-        if !self.forked() {
+        let forked = self.forked();
+        if !forked {
             refill_with(&self.shared, &mut self.local, &self.notifier);
         }
-        Drain { mailbox: self }
+        Drain {
+            mailbox: self,
+            forked,
+        }
     }
 
     /// Takes one message: `Err(TryRecvError::Empty)` if there is none, and
@@ -629,17 +633,26 @@ impl<T> mio::event::Source for Mailbox<T> {
 /// it is dropped stay in the mailbox, first in line, with a wake pending.
 pub struct Drain<'a, T> {
     mailbox: &'a mut Mailbox<T>,
+    /// In a forked child: yield nothing (the messages are the parent's).
+    forked: bool,
 }
 
 impl<T> Iterator for Drain<'_, T> {
     type Item = T;
 
     fn next(&mut self) -> Option<T> {
+        if self.forked {
+            return None;
+        }
         self.mailbox.local.buf.pop_front()
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let len = self.mailbox.local.buf.len();
+        let len = if self.forked {
+            0
+        } else {
+            self.mailbox.local.buf.len()
+        };
         (len, Some(len))
     }
 }
@@ -648,6 +661,9 @@ impl<T> ExactSizeIterator for Drain<'_, T> {}
 
 impl<T> Drop for Drain<'_, T> {
     fn drop(&mut self) {
+        if self.forked {
+            return;
+        }
         let mailbox = &mut *self.mailbox;
         leftovers_with(&mut mailbox.local, &mailbox.notifier);
     }
@@ -656,7 +672,7 @@ impl<T> Drop for Drain<'_, T> {
 impl<T> fmt::Debug for Drain<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Drain")
-            .field("remaining", &self.mailbox.local.buf.len())
+            .field("remaining", &self.len())
             .finish()
     }
 }
