@@ -45,19 +45,26 @@ pub(crate) fn generation() -> io::Result<usize> {
     Ok(GENERATION.load(Relaxed))
 }
 
+/// Whether this process is a forked child of the one that made the object
+/// (generation `made_in`).
+#[inline]
+pub(crate) fn inherited(made_in: usize) -> bool {
+    GENERATION.load(Relaxed) != made_in
+}
+
 /// Fails if this process is not the one that made the object (generation
 /// `made_in`). `what` names the object in the error.
 #[inline]
 pub(crate) fn check(made_in: usize, what: &'static str) -> io::Result<()> {
-    if GENERATION.load(Relaxed) == made_in {
+    if !inherited(made_in) {
         Ok(())
     } else {
-        Err(inherited(what))
+        Err(belongs_to_parent(what))
     }
 }
 
 #[cold]
-fn inherited(what: &'static str) -> io::Error {
+fn belongs_to_parent(what: &'static str) -> io::Error {
     io::Error::other(format!(
         "this wakefd {what} belongs to the parent process: it was inherited across fork(), \
          and using it would steal or fake the parent's wakes; make a new one in the child"

@@ -334,14 +334,10 @@ impl<T> Mailbox<T> {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn drain(&mut self) -> Drain<'_, T> {
-        let forked = self.forked();
-        if !forked {
+        if !self.forked() {
             refill_with(&self.shared, &mut self.local, &self.notifier);
         }
-        Drain {
-            mailbox: self,
-            forked,
-        }
+        Drain { mailbox: self }
     }
 
     /// Takes one message: `Err(TryRecvError::Empty)` if there is none, and
@@ -560,7 +556,7 @@ impl<T> Mailbox<T> {
     }
 
     fn forked(&self) -> bool {
-        self.check_fork().is_err()
+        self.notifier.inherited()
     }
 
     fn check_fork(&self) -> io::Result<()> {
@@ -633,22 +629,22 @@ impl<T> mio::event::Source for Mailbox<T> {
 /// it is dropped stay in the mailbox, first in line, with a wake pending.
 pub struct Drain<'a, T> {
     mailbox: &'a mut Mailbox<T>,
-    /// In a forked child: yield nothing (the messages are the parent's).
-    forked: bool,
 }
 
 impl<T> Iterator for Drain<'_, T> {
     type Item = T;
 
     fn next(&mut self) -> Option<T> {
-        if self.forked {
+        // In a forked child (also one forked while this Drain was alive)
+        // the messages are the parent's: yield nothing.
+        if self.mailbox.forked() {
             return None;
         }
         self.mailbox.local.buf.pop_front()
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let len = if self.forked {
+        let len = if self.mailbox.forked() {
             0
         } else {
             self.mailbox.local.buf.len()
@@ -661,7 +657,7 @@ impl<T> ExactSizeIterator for Drain<'_, T> {}
 
 impl<T> Drop for Drain<'_, T> {
     fn drop(&mut self) {
-        if self.forked {
+        if self.mailbox.forked() {
             return;
         }
         let mailbox = &mut *self.mailbox;
@@ -709,7 +705,7 @@ impl<T> Sender<T> {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn send(&self, msg: T) -> Result<(), SendError<T>> {
-        if self.waker.check_fork().is_err() {
+        if self.waker.inherited() {
             return Err(SendError(msg));
         }
         send_with(&self.shared, msg, || self.waker.notify())

@@ -260,7 +260,13 @@ impl Notifier {
     /// (used by the Mailbox to keep a readiness event coming for messages it
     /// holds).
     pub(crate) fn notify_self(&self) -> io::Result<()> {
+        self.check_fork()?;
         self.inner.state.notify(&self.inner.signal()).map(drop)
+    }
+
+    /// Whether this is a forked child's copy (no error built).
+    pub(crate) fn inherited(&self) -> bool {
+        fork::inherited(self.inner.generation)
     }
 
     /// Whether a wake is pending (notified, not yet drained).
@@ -817,6 +823,11 @@ impl Waker {
 }
 
 impl Waker {
+    /// Whether this is a forked child's copy (no error built).
+    pub(crate) fn inherited(&self) -> bool {
+        fork::inherited(self.inner.generation)
+    }
+
     /// Fails in a forked child.
     pub(crate) fn check_fork(&self) -> io::Result<()> {
         fork::check(self.inner.generation, "Waker")
