@@ -253,7 +253,7 @@ unsafe impl Send for PthreadT {}
 /// Signals for the default backend; the others get fewer, to keep the test
 /// to a few seconds.
 const SIGNALS_DEFAULT: u64 = 100_000;
-const SIGNALS_OTHERS: u64 = 10_000;
+const SIGNALS_OTHERS: u64 = 5_000;
 
 #[test]
 fn notify_in_a_signal_handler_allocates_nothing_keeps_errno_and_is_seen() {
