@@ -354,12 +354,12 @@ const CASES: &[Case] = &[
     Case {
         name: "child_mailbox_drain_yields_nothing_even_with_leftovers",
         run: child_mailbox_drain_yields_nothing_even_with_leftovers,
-        known_bug: true,
+        known_bug: false,
     },
     Case {
         name: "child_dropping_an_inherited_drain_does_not_wake_the_parent",
         run: child_dropping_an_inherited_drain_does_not_wake_the_parent,
-        known_bug: true,
+        known_bug: false,
     },
 ];
 
