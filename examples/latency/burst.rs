@@ -29,6 +29,8 @@ pub struct BurstRound {
     /// (None where the mechanism writes with send(2), which it does not
     /// count).
     pub writes: Option<u64>,
+    /// The notifier's counters at the end of the round (wakefd mechanisms).
+    pub stats: Option<wakefd::Stats>,
 }
 
 impl BurstRound {
@@ -166,6 +168,7 @@ pub fn burst_round(mech: Mech, senders: u32, k: u64, timeout: Duration) -> io::R
         Woke::TimedOut => {}
         woke => tally.add(woke),
     }
+    let notifier_stats = wake.stats();
     drop(wake);
     let start = stats.iter().map(|s| s.start).min().expect("one sender");
     let end = stats.iter().map(|s| s.end).max().expect("one sender");
@@ -180,5 +183,6 @@ pub fn burst_round(mech: Mech, senders: u32, k: u64, timeout: Duration) -> io::R
         wakes: tally.wakes,
         drains_true: tally.drains_true,
         writes,
+        stats: notifier_stats,
     })
 }

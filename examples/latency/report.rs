@@ -149,16 +149,31 @@ pub fn latency_table(results: &[LatencyResult], args: &Args) -> String {
         "ratios: median over rounds of the per-round ratio, vs the raw eventfd+epoll \
          LT+read baseline (/LT) and vs mio::Waker (/mio)"
     );
+    let _ = writeln!(
+        out,
+        "writes/rt: wakes written (system calls) per round trip, both sides together, \
+         from the notifiers' stats() (wakefd rows only)"
+    );
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "| {:<28} | {:>7} | {:>7} | {:>7} | {:>7} | {:>8} | {:>6} | {:>6} | {:>7} | {:>7} |",
-        "mechanism", "p50", "p90", "p99", "p99.9", "max", "p50/LT", "p99/LT", "p50/mio", "p99/mio"
+        "| {:<28} | {:>7} | {:>7} | {:>7} | {:>7} | {:>8} | {:>6} | {:>6} | {:>7} | {:>7} | {:>9} |",
+        "mechanism",
+        "p50",
+        "p90",
+        "p99",
+        "p99.9",
+        "max",
+        "p50/LT",
+        "p99/LT",
+        "p50/mio",
+        "p99/mio",
+        "writes/rt"
     );
     let _ = writeln!(
         out,
-        "|{:-<30}|{:->9}|{:->9}|{:->9}|{:->9}|{:->10}|{:->8}|{:->8}|{:->9}|{:->9}|",
-        "", ":", ":", ":", ":", ":", ":", ":", ":", ":"
+        "|{:-<30}|{:->9}|{:->9}|{:->9}|{:->9}|{:->10}|{:->8}|{:->8}|{:->9}|{:->9}|{:->11}|",
+        "", ":", ":", ":", ":", ":", ":", ":", ":", ":", ":"
     );
     for r in results {
         let m = r.median();
@@ -171,9 +186,12 @@ pub fn latency_table(results: &[LatencyResult], args: &Args) -> String {
         };
         let (l50, l99) = ratio(base);
         let (m50, m99) = ratio(mio);
+        let writes = r
+            .median_writes_per_rt()
+            .map_or("-".to_owned(), |w| format!("{w:.3}"));
         let _ = writeln!(
             out,
-            "| {:<28} | {:>7} | {:>7} | {:>7} | {:>7} | {:>8} | {:>6} | {:>6} | {:>7} | {:>7} |",
+            "| {:<28} | {:>7} | {:>7} | {:>7} | {:>7} | {:>8} | {:>6} | {:>6} | {:>7} | {:>7} | {:>9} |",
             r.mech.label(),
             us(m.p50),
             us(m.p90),
@@ -183,7 +201,8 @@ pub fn latency_table(results: &[LatencyResult], args: &Args) -> String {
             l50,
             l99,
             m50,
-            m99
+            m99,
+            writes
         );
     }
     out
@@ -201,12 +220,13 @@ pub fn burst_table(results: &[BurstResult], args: &Args) -> String {
         out,
         "wakes = event-loop returns; drains = drain() calls that found a wake pending; \
          writes = write(2) calls made by the sender threads, counted by the kernel \
-         (/proc/thread-self/io syscw; n/a where wakes are send(2), which it does not count)"
+         (/proc/thread-self/io syscw; n/a where wakes are send(2), which it does not count); \
+         written/woken = the notifier's stats(): wakes_written / drains_woken (wakefd rows)"
     );
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "| {:<23} | {:>9} | {:>10} | {:>9} | {:>9} | {:>9} | {:>13} | {:>12} |",
+        "| {:<28} | {:>9} | {:>10} | {:>9} | {:>9} | {:>9} | {:>13} | {:>12} | {:>13} |",
         "mechanism",
         "K",
         "notifies/s",
@@ -214,12 +234,13 @@ pub fn burst_table(results: &[BurstResult], args: &Args) -> String {
         "drains",
         "writes",
         "notifies/write",
-        "writes/drain"
+        "writes/drain",
+        "written/woken"
     );
     let _ = writeln!(
         out,
-        "|{:-<25}|{:->11}|{:->12}|{:->11}|{:->11}|{:->11}|{:->15}|{:->14}|",
-        "", ":", ":", ":", ":", ":", ":", ":"
+        "|{:-<30}|{:->11}|{:->12}|{:->11}|{:->11}|{:->11}|{:->15}|{:->14}|{:->15}|",
+        "", ":", ":", ":", ":", ":", ":", ":", ":"
     );
     for r in results {
         let opt =
@@ -234,9 +255,13 @@ pub fn burst_table(results: &[BurstResult], args: &Args) -> String {
                 .zip(b.drains_true)
                 .map(|(w, d)| w as f64 / d.max(1) as f64)
         });
+        let written_per_woken = r.median_of(|b| {
+            b.stats
+                .map(|st| st.wakes_written as f64 / st.drains_woken.max(1) as f64)
+        });
         let _ = writeln!(
             out,
-            "| {:<23} | {:>9} | {:>8.1} M | {:>9} | {:>9} | {:>9} | {:>13} | {:>12} |",
+            "| {:<28} | {:>9} | {:>8.1} M | {:>9} | {:>9} | {:>9} | {:>13} | {:>12} | {:>13} |",
             r.mech.label(),
             r.k,
             rate / 1e6,
@@ -244,7 +269,8 @@ pub fn burst_table(results: &[BurstResult], args: &Args) -> String {
             opt(drains, 0),
             opt(writes, 0),
             opt(per_write, 0),
-            opt(per_drain, 3),
+            opt(per_drain, 4),
+            opt(written_per_woken, 4),
         );
     }
     out
@@ -277,6 +303,8 @@ pub fn to_json(
                 "median_over_rounds": r.median().json(),
                 "ratio_vs_epoll_lt_read": ratio_json(r, base),
                 "ratio_vs_mio_waker": ratio_json(r, mio),
+                "median_wakes_written_per_round_trip": r.median_writes_per_rt(),
+                "rounds_wakes_written_per_round_trip": r.writes_per_rt,
                 "all_rounds_pooled": Stats::of(&r.all).json(),
                 "rounds": r.rounds.iter().map(Stats::json).collect::<Vec<_>>(),
                 "cdf": cdf_points(&r.all).iter().map(|&(ns, q)| json!([ns, q])).collect::<Vec<_>>(),
@@ -302,6 +330,13 @@ pub fn to_json(
                     "wakes": b.wakes,
                     "drains_true": b.drains_true,
                     "writes": b.writes,
+                    "stats": b.stats.map(|st| json!({
+                        "wakes_written": st.wakes_written,
+                        "wakes_absorbed": st.wakes_absorbed,
+                        "drains_woken": st.drains_woken,
+                        "drains_spurious": st.drains_spurious,
+                        "sleeps": st.sleeps,
+                    })),
                 })).collect::<Vec<_>>(),
             })
         })
