@@ -105,9 +105,24 @@ impl Tally {
     }
 }
 
+/// Spins for `d`: the loop's work, awake (a sleep would block, unannounced).
+fn busy(d: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < d {
+        std::hint::spin_loop();
+    }
+}
+
 /// One burst round: `senders` threads each wake the loop `k` times as fast
-/// as they can, while this thread runs the loop and drains on every wake.
-pub fn burst_round(mech: Mech, senders: u32, k: u64, timeout: Duration) -> io::Result<BurstRound> {
+/// as they can, while this thread runs the loop, drains on every wake and
+/// then does `work` of busy work.
+pub fn burst_round(
+    mech: Mech,
+    senders: u32,
+    k: u64,
+    work: Duration,
+    timeout: Duration,
+) -> io::Result<BurstRound> {
     // `wake` stays here until the end: for mio::Waker it holds the eventfd.
     let (mut poll, wake) = mech.open()?;
     let done = AtomicUsize::new(0);
@@ -149,6 +164,9 @@ pub fn burst_round(mech: Mech, senders: u32, k: u64, timeout: Duration) -> io::R
                 match poll(timeout)? {
                     Woke::TimedOut => return Err(lost_wake(timeout)),
                     woke => tally.add(woke),
+                }
+                if !work.is_zero() {
+                    busy(work);
                 }
             }
             Ok(())

@@ -52,6 +52,12 @@ pub struct Args {
     #[arg(long, default_value_t = 1_000_000)]
     pub burst: u64,
 
+    /// Busy work the burst loop does after each return of its event loop,
+    /// ns, standing for handling what the senders left (0: none, an empty
+    /// loop). A sleep-aware loop is awake to the senders meanwhile.
+    #[arg(long, default_value_t = 0)]
+    pub loop_work_ns: u64,
+
     /// Sender threads in burst mode.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
     pub senders: u32,

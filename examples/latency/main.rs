@@ -25,7 +25,8 @@
 //! and ratios are the median over rounds of the per-round ratio.
 //!
 //! Burst mode (`--burst K`, 0 to skip) has `--senders` threads call
-//! `notify()` K times each per round while the loop drains on every wake, and
+//! `notify()` K times each per round while the loop drains on every wake
+//! (and does `--loop-work-ns` of busy work after each, 0 by default), and
 //! reports how many wakes the loop saw and how many `write(2)` calls the
 //! senders made (counted by the kernel, per thread, in
 //! `/proc/thread-self/io`), and for wakefd the notifier's own count of wakes
@@ -80,6 +81,7 @@
 
 use std::error::Error;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -141,7 +143,8 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
         }
         for res in &mut burst {
             bar.set_message(format!("round {round}: burst {}", res.mech.label()));
-            let r = burst_round(res.mech, args.senders, res.k, timeout)
+            let work = Duration::from_nanos(args.loop_work_ns);
+            let r = burst_round(res.mech, args.senders, res.k, work, timeout)
                 .map_err(|e| format!("burst {}: {e}", res.mech.label()))?;
             res.rounds.push(r);
             bar.inc(1);

@@ -205,7 +205,32 @@ pub fn latency_table(results: &[LatencyResult], args: &Args) -> String {
             writes
         );
     }
+    let vs_plain: Vec<String> = results
+        .iter()
+        .filter_map(|r| {
+            let (p50, p99) = r.ratio(plain_of(results, r.mech)?);
+            Some(format!("{}: p50 {p50:.3}, p99 {p99:.3}", r.mech.label()))
+        })
+        .collect();
+    if !vs_plain.is_empty() {
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "vs the same backend's plain loop (median over rounds of the per-round ratio): {}",
+            vs_plain.join("; ")
+        );
+    }
     out
+}
+
+/// For a sleep-aware row, the row of its backend's plain loop, if it ran.
+fn plain_of(results: &[LatencyResult], mech: Mech) -> Option<&LatencyResult> {
+    match mech {
+        Mech::SleepAware { backend, .. } => {
+            results.iter().find(|r| r.mech == Mech::Wakefd(backend))
+        }
+        _ => None,
+    }
 }
 
 pub fn burst_table(results: &[BurstResult], args: &Args) -> String {
@@ -213,8 +238,9 @@ pub fn burst_table(results: &[BurstResult], args: &Args) -> String {
     let _ = writeln!(
         out,
         "burst: {} sender threads each call notify() K times per round as fast as they can, \
-         while the loop thread polls and drains on every wake; median over {} rounds",
-        args.senders, args.rounds
+         while the loop thread polls and drains on every wake, then does {} ns of busy work; \
+         median over {} rounds",
+        args.senders, args.loop_work_ns, args.rounds
     );
     let _ = writeln!(
         out,
@@ -288,6 +314,7 @@ pub fn to_json(
     let mio = latency
         .iter()
         .find(|r| r.mech == Mech::Baseline(Baseline::MioWaker));
+    let plain = |r: &LatencyResult| plain_of(latency, r.mech);
     let ratio_json = |r: &LatencyResult, b: Option<&LatencyResult>| {
         b.map(|b| {
             let (p50, p99) = r.ratio(b);
@@ -303,6 +330,7 @@ pub fn to_json(
                 "median_over_rounds": r.median().json(),
                 "ratio_vs_epoll_lt_read": ratio_json(r, base),
                 "ratio_vs_mio_waker": ratio_json(r, mio),
+                "ratio_vs_plain_backend": ratio_json(r, plain(r)),
                 "median_wakes_written_per_round_trip": r.median_writes_per_rt(),
                 "rounds_wakes_written_per_round_trip": r.writes_per_rt,
                 "all_rounds_pooled": Stats::of(&r.all).json(),
@@ -351,6 +379,7 @@ pub fn to_json(
             "timeout_ms": args.timeout_ms,
             "burst": args.burst,
             "senders": args.senders,
+            "loop_work_ns": args.loop_work_ns,
             "mailbox": args.mailbox,
             "producers": args.producers,
             "pinned_cpus": args.pin_cpus().map(|(a, b)| [a, b]),
