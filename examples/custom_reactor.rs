@@ -8,6 +8,30 @@
 //! that takes messages from a `Mailbox`: over `poll(2)` on every Unix, and
 //! over `epoll(7)` too on Linux and Android.
 //!
+//! # A sleep-aware reactor loop
+//!
+//! A reactor of your own can tell the notifier when it sleeps, so that a
+//! `notify` made while the loop is awake (running its callbacks, say) makes
+//! no system call: it only sets the pending bit, which the loop sees before
+//! it next blocks. (With mio, `Notifier::poll` and `Mailbox::poll` do all of
+//! this in one call.) Each turn of the loop (`sleep_aware_loop` below):
+//!
+//! 1. `announce_sleep()` right before the blocking call. If it returns
+//!    `false`, a wake is pending already and no write will come for it: use
+//!    a zero timeout instead of blocking.
+//! 2. The blocking call: `poll(2)`, `epoll_wait(2)`, ...
+//! 3. `announce_awake()` right after it returns, whatever it returned (an
+//!    error or `EINTR` too), before anything else.
+//! 4. `drain()` if the notifier's fd was readable *or* `announce_sleep`
+//!    returned `false`, then look at the work.
+//!
+//! Once the loop has announced that it is awake, it must announce sleep
+//! before *every* blocking call; a loop that announces nothing behaves as
+//! without these calls (every wake that finds nothing pending is written).
+//! A `Mailbox` has the same two calls. The notifier's `stats()` show the
+//! difference: `wakes_written` (system calls) against `wakes_absorbed`
+//! (wakes that found the loop awake).
+//!
 //! ```text
 //! cargo run --example custom_reactor
 //! ```
@@ -268,13 +292,121 @@ fn with_reactor<R: Reactor>(mut reactor: R, backend: Backend) -> io::Result<()> 
     Ok(())
 }
 
+/// Busy work standing for the loop's callbacks (a sleep would block, and a
+/// blocking call must be announced).
+fn busy(d: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < d {
+        std::hint::spin_loop();
+    }
+}
+
+/// The sleep-aware reactor loop (see the module doc): announce sleep,
+/// block (or not), announce awake, drain, work.
+fn sleep_aware_loop<R: Reactor>(mut reactor: R, backend: Backend) -> io::Result<()> {
+    let name = R::NAME;
+    let notifier = Notifier::with_backend(backend)?;
+    reactor.add(notifier.as_raw_fd(), 1)?;
+
+    // First, one turn by hand. The loop is running: notifies make no system
+    // call, they only make a wake pending.
+    notifier.announce_awake();
+    let waker = notifier.waker();
+    const AWAKE_NOTIFIES: u64 = 3;
+    thread::spawn(move || -> io::Result<()> {
+        for _ in 0..AWAKE_NOTIFIES {
+            waker.notify()?;
+        }
+        Ok(())
+    })
+    .join()
+    .expect("notifying thread")?;
+    let may_block = notifier.announce_sleep();
+    assert!(!may_block, "a wake is pending: don't block");
+    let ready = reactor.wait(QUIET);
+    notifier.announce_awake();
+    assert!(ready?.is_empty(), "nothing was written to the fd");
+    assert!(
+        notifier.drain()?,
+        "the pending wake is drained all the same"
+    );
+    let stats = notifier.stats();
+    assert_eq!(stats.wakes_written, 0);
+    assert!(stats.wakes_written < AWAKE_NOTIFIES);
+    assert_eq!(stats.wakes_absorbed, 1, "one wake; the others coalesced");
+
+    // Then a running loop: a worker does WORK pieces of work, notifying
+    // after each, every few µs; the loop drains, then spends a while on what
+    // it found (its callbacks). Notifies made meanwhile find the loop awake
+    // and make no system call; the loop finds their wake pending when it
+    // announces sleep, and does not block.
+    const WORK: u64 = 5_000;
+    let done = Arc::new(AtomicU64::new(0));
+    let (waker, counter) = (notifier.waker(), Arc::clone(&done));
+    let worker = thread::spawn(move || -> io::Result<()> {
+        for _ in 0..WORK {
+            counter.fetch_add(1, Ordering::Relaxed); // the work
+            waker.notify()?; // then the wake
+            busy(Duration::from_micros(2));
+        }
+        Ok(())
+    });
+    let (mut turns, mut blocked, mut awake_notifies) = (0u64, 0u64, 0u64);
+    loop {
+        // 1. Announce sleep; `false`: a wake is pending, don't block.
+        let may_block = notifier.announce_sleep();
+        // 2. The blocking call.
+        let ready = reactor.wait(if may_block { SOON } else { QUIET });
+        // 3. Awake again, whatever the call returned.
+        notifier.announce_awake();
+        let ready = ready?;
+        assert!(
+            !may_block || !ready.is_empty(),
+            "a loop that may block must not time out while work is left"
+        );
+        // 4. Drain if the fd was readable or a wake was pending, then work.
+        if ready.contains(&1) || !may_block {
+            notifier.drain()?;
+        }
+        turns += 1;
+        blocked += u64::from(may_block);
+        let before = done.load(Ordering::Relaxed);
+        if before == WORK {
+            break;
+        }
+        busy(Duration::from_micros(50)); // the loop's callbacks, awake
+        awake_notifies += done.load(Ordering::Relaxed) - before;
+    }
+    worker.join().expect("worker")?;
+    notifier.drain()?; // the last notify may trail the last drain
+    let stats = notifier.stats();
+    // A wake is written only while the loop may be blocked, at most one per
+    // such turn: none of the notifies made while it was awake wrote one.
+    // (How many notifies find it awake is up to the scheduler: on a busy
+    // machine the worker may run only while the loop sleeps.)
+    assert!(
+        stats.wakes_written <= blocked,
+        "{stats:?}, {blocked} blocked"
+    );
+    println!(
+        "  {name}, sleep-aware: {WORK} notifies ({awake_notifies} while the loop was awake), \
+         {turns} turns ({blocked} blocked): {} wakes written, {} absorbed",
+        stats.wakes_written, stats.wakes_absorbed
+    );
+    Ok(())
+}
+
 fn main() -> io::Result<()> {
     for backend in Backend::available() {
         println!("{backend}:");
         with_poll(backend)?;
         with_reactor(PollSet::default(), backend)?;
+        sleep_aware_loop(PollSet::default(), backend)?;
         #[cfg(any(target_os = "linux", target_os = "android"))]
-        with_reactor(Epoll::new()?, backend)?;
+        {
+            with_reactor(Epoll::new()?, backend)?;
+            sleep_aware_loop(Epoll::new()?, backend)?;
+        }
     }
     Ok(())
 }

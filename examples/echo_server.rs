@@ -8,10 +8,18 @@
 //! process runs out of file descriptors. The server itself is in
 //! `examples/common/echo.rs`, which the tests share.
 //!
+//! The I/O loop is sleep-aware: it blocks in `Mailbox::poll`, so a reply
+//! makes no system call while the loop is busy. At exit (`--seconds`) it
+//! prints its counters and the wakes written per 1000 replies; run it again
+//! with `--plain-poll` (`Poll::poll` + a drain on the mailbox's event, the
+//! loop of before) to compare.
+//!
 //! ```text
 //! cargo run --release --example echo_server -- --workers 2
 //! printf 'hello\nworld\n' | nc -q1 127.0.0.1 7878       # HELLO WORLD
 //! cargo run --release --example echo_load -- --clients 50 --seconds 5
+//! cargo run --release --example echo_server -- --workers 2 --seconds 7 [--plain-poll] &
+//! cargo run --release --example echo_load -- --clients 50 --pipeline 16 --seconds 5
 //! ```
 
 use std::net::SocketAddr;
@@ -47,6 +55,11 @@ struct Args {
     /// Log every connection error.
     #[arg(long, short)]
     verbose: bool,
+    /// Block in `Poll::poll` and drain the reply mailbox on its event, as
+    /// before sleep-aware loops, instead of `Mailbox::poll` (to compare the
+    /// wakes written).
+    #[arg(long)]
+    plain_poll: bool,
 }
 
 fn main() -> ExitCode {
@@ -55,6 +68,7 @@ fn main() -> ExitCode {
         work_per_line: Duration::from_micros(args.work_us),
         backend: args.backend,
         verbose: args.verbose,
+        plain_poll: args.plain_poll,
         ..echo::Config::default()
     };
     if let Some(workers) = args.workers {
@@ -68,12 +82,17 @@ fn main() -> ExitCode {
         }
     };
     println!(
-        "echo_server listening on {} (backlog {}, {} workers, {} us of work per line, {} mailbox)",
+        "echo_server listening on {} (backlog {}, {} workers, {} us of work per line, {} mailbox, {})",
         listener.local_addr().map_or(args.addr, |a| a),
         echo::max_backlog(),
         config.workers,
         args.work_us,
         config.backend,
+        if config.plain_poll {
+            "plain Poll::poll"
+        } else {
+            "sleep-aware Mailbox::poll"
+        },
     );
     let server = match echo::Running::start(listener, config) {
         Ok(s) => s,
@@ -92,6 +111,10 @@ fn main() -> ExitCode {
     match result {
         Ok(stats) => {
             println!("{stats:#?}");
+            match stats.wakes_written_per_1000_replies() {
+                Some(w) => println!("wakes written per 1000 replies: {w:.2}"),
+                None => println!("wakes written per 1000 replies: n/a (no replies)"),
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

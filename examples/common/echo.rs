@@ -29,6 +29,12 @@
 //!   logged (with `verbose`) and closes that connection only.
 //! - **Stopping.** The loop watches a [`wakefd::Notifier`]; any thread stops
 //!   the server through one of its wakers.
+//! - **Sleep-aware.** The loop blocks in [`Mailbox::poll`] instead of
+//!   `Poll::poll`: it tells the mailbox when it sleeps, so a worker's reply
+//!   makes no system call while the loop is busy (it finds the reply before
+//!   it next blocks). `Config::plain_poll` restores `Poll::poll` + a drain
+//!   on the mailbox's event, to compare; [`Snapshot`] counts the wakes
+//!   written either way.
 //!
 //! Only the public API of `wakefd` is used.
 
@@ -77,6 +83,9 @@ pub struct Config {
     pub backend: Backend,
     /// Log every connection error, not only accept trouble.
     pub verbose: bool,
+    /// Block in `Poll::poll` and drain the mailbox on its event, instead of
+    /// the sleep-aware [`Mailbox::poll`].
+    pub plain_poll: bool,
 }
 
 impl Default for Config {
@@ -86,6 +95,7 @@ impl Default for Config {
             work_per_line: Duration::ZERO,
             backend: Backend::default(),
             verbose: false,
+            plain_poll: false,
         }
     }
 }
@@ -105,6 +115,8 @@ pub struct Stats {
     reordered: AtomicU64,
     replies: AtomicU64,
     reply_wakeups: AtomicU64,
+    reply_wakes_written: AtomicU64,
+    reply_wakes_absorbed: AtomicU64,
 }
 
 /// The [`Stats`] at one moment.
@@ -133,12 +145,24 @@ pub struct Snapshot {
     /// Times the reply mailbox woke the loop; fewer than `replies` when
     /// wakes coalesce.
     pub reply_wakeups: u64,
+    /// Wakes the workers wrote to the reply mailbox (a system call each),
+    /// from its `stats()`: counted when the loop stops.
+    pub reply_wakes_written: u64,
+    /// Wakes that found the loop awake and made no system call (only a
+    /// sleep-aware loop has them): counted when the loop stops.
+    pub reply_wakes_absorbed: u64,
 }
 
 impl Snapshot {
     /// Connections open now.
     pub fn open(&self) -> u64 {
         self.accepted - self.closed
+    }
+
+    /// Wakes written to the reply mailbox per 1000 replies taken from it
+    /// (None before the first reply, or before the loop stops).
+    pub fn wakes_written_per_1000_replies(&self) -> Option<f64> {
+        (self.replies > 0).then(|| self.reply_wakes_written as f64 * 1000.0 / self.replies as f64)
     }
 }
 
@@ -158,6 +182,8 @@ impl Stats {
             reordered: get(&self.reordered),
             replies: get(&self.replies),
             reply_wakeups: get(&self.reply_wakeups),
+            reply_wakes_written: get(&self.reply_wakes_written),
+            reply_wakes_absorbed: get(&self.reply_wakes_absorbed),
         }
     }
 }
@@ -238,6 +264,13 @@ pub fn serve(
         stats,
     };
     let result = server.run(&mut replies);
+    let wakes = replies.stats();
+    stats
+        .reply_wakes_written
+        .store(wakes.wakes_written, Ordering::Relaxed);
+    stats
+        .reply_wakes_absorbed
+        .store(wakes.wakes_absorbed, Ordering::Relaxed);
     // Closes the job queue and the connections, then the mailbox: a worker
     // exits when the queue is empty or when its next reply cannot be sent,
     // so stopping does not wait for the work still queued.
@@ -444,17 +477,25 @@ impl Server<'_> {
             let timeout = self
                 .accept_retry
                 .map(|t| t.saturating_duration_since(Instant::now()));
-            match self.poll.poll(&mut events, timeout) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-            let mut got_replies = false;
+            let got_replies = if self.config.plain_poll {
+                match self.poll.poll(&mut events, timeout) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                }
+                events.iter().any(|e| e.token() == REPLIES)
+            } else {
+                // Announces sleep, polls (at once if replies are waiting),
+                // announces the loop awake: until the next call, a reply
+                // makes no system call. `EINTR` comes back as no events.
+                replies.poll(&mut self.poll, &mut events, timeout)?
+            };
             for event in events.iter() {
                 match event.token() {
                     STOP => return Ok(()),
                     LISTENER => self.accept_all(),
-                    REPLIES => got_replies = true,
+                    // Handled through `got_replies` either way.
+                    REPLIES => {}
                     Token(id) => self.conn_event(id, event),
                 }
             }

@@ -29,6 +29,8 @@ pub struct BurstRound {
     /// (None where the mechanism writes with send(2), which it does not
     /// count).
     pub writes: Option<u64>,
+    /// The notifier's counters at the end of the round (wakefd mechanisms).
+    pub stats: Option<wakefd::Stats>,
 }
 
 impl BurstRound {
@@ -103,9 +105,24 @@ impl Tally {
     }
 }
 
+/// Spins for `d`: the loop's work, awake (a sleep would block, unannounced).
+fn busy(d: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < d {
+        std::hint::spin_loop();
+    }
+}
+
 /// One burst round: `senders` threads each wake the loop `k` times as fast
-/// as they can, while this thread runs the loop and drains on every wake.
-pub fn burst_round(mech: Mech, senders: u32, k: u64, timeout: Duration) -> io::Result<BurstRound> {
+/// as they can, while this thread runs the loop, drains on every wake and
+/// then does `work` of busy work.
+pub fn burst_round(
+    mech: Mech,
+    senders: u32,
+    k: u64,
+    work: Duration,
+    timeout: Duration,
+) -> io::Result<BurstRound> {
     // `wake` stays here until the end: for mio::Waker it holds the eventfd.
     let (mut poll, wake) = mech.open()?;
     let done = AtomicUsize::new(0);
@@ -148,6 +165,9 @@ pub fn burst_round(mech: Mech, senders: u32, k: u64, timeout: Duration) -> io::R
                     Woke::TimedOut => return Err(lost_wake(timeout)),
                     woke => tally.add(woke),
                 }
+                if !work.is_zero() {
+                    busy(work);
+                }
             }
             Ok(())
         };
@@ -166,6 +186,7 @@ pub fn burst_round(mech: Mech, senders: u32, k: u64, timeout: Duration) -> io::R
         Woke::TimedOut => {}
         woke => tally.add(woke),
     }
+    let notifier_stats = wake.stats();
     drop(wake);
     let start = stats.iter().map(|s| s.start).min().expect("one sender");
     let end = stats.iter().map(|s| s.end).max().expect("one sender");
@@ -180,5 +201,6 @@ pub fn burst_round(mech: Mech, senders: u32, k: u64, timeout: Duration) -> io::R
         wakes: tally.wakes,
         drains_true: tally.drains_true,
         writes,
+        stats: notifier_stats,
     })
 }

@@ -33,6 +33,16 @@ pub struct Args {
     #[arg(long = "backend", value_name = "NAME", value_delimiter = ',')]
     pub backends: Vec<Backend>,
 
+    /// Spin budget of the spinning sleep-aware row (`Notifier::set_spin`),
+    /// µs; 0 leaves that row out.
+    #[arg(long, default_value_t = 50)]
+    pub spin_us: u64,
+
+    /// Leave out the sleep-aware rows (the default backend's loop on
+    /// `Notifier::poll`, without and with `--spin-us`).
+    #[arg(long)]
+    pub no_sleep_aware: bool,
+
     /// Baselines to run (repeat or comma list): mio-waker, epoll-lt-read,
     /// epoll-et, or none; default: all three.
     #[arg(long = "baseline", value_name = "NAME", value_delimiter = ',')]
@@ -41,6 +51,12 @@ pub struct Args {
     /// notify() calls per sender per burst round; 0 skips burst mode.
     #[arg(long, default_value_t = 1_000_000)]
     pub burst: u64,
+
+    /// Busy work the burst loop does after each return of its event loop,
+    /// ns, standing for handling what the senders left (0: none, an empty
+    /// loop). A sleep-aware loop is awake to the senders meanwhile.
+    #[arg(long, default_value_t = 0)]
+    pub loop_work_ns: u64,
 
     /// Sender threads in burst mode.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
@@ -119,8 +135,8 @@ impl Args {
     }
 
     /// The mechanisms to run, in report order: the wakefd backends asked
-    /// for (all available by default), then the baselines asked for that
-    /// run here.
+    /// for (all available by default), the default backend's followed by
+    /// its sleep-aware loops, then the baselines asked for that run here.
     pub fn mechanisms(&self) -> Vec<Mech> {
         let backends: Vec<Backend> = if self.backends.is_empty() {
             Backend::available()
@@ -144,10 +160,23 @@ impl Args {
             .filter(|&b| want(b))
             .map(Mech::Baseline)
             .filter(|m| m.available());
-        backends
-            .into_iter()
-            .map(Mech::Wakefd)
-            .chain(baselines)
-            .collect()
+        let mut mechs = Vec::new();
+        for backend in backends {
+            mechs.push(Mech::Wakefd(backend));
+            if backend == Backend::default() && !self.no_sleep_aware {
+                mechs.push(Mech::SleepAware {
+                    backend,
+                    spin_us: 0,
+                });
+                if self.spin_us > 0 {
+                    mechs.push(Mech::SleepAware {
+                        backend,
+                        spin_us: self.spin_us,
+                    });
+                }
+            }
+        }
+        mechs.extend(baselines);
+        mechs
     }
 }

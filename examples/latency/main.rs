@@ -8,7 +8,13 @@
 //! two hand-written baselines (Linux only), an eventfd watched
 //! level-triggered by epoll with a `read` per wake, and an eventfd watched
 //! edge-triggered with no read (the floor: one `write` and one
-//! `epoll_wait` per wake). Every wait is bounded by `--timeout-ms`, so a lost
+//! `epoll_wait` per wake). The default backend also runs in two
+//! sleep-aware loops, on `Notifier::poll` instead of `Poll::poll` + `drain`:
+//! one that only announces its sleeps, and one that spins `--spin-us`
+//! first (0 leaves it out; `--no-sleep-aware` leaves out both). The
+//! `writes/rt` column counts the wakes written per round trip, from the
+//! notifiers' `stats()`: 2 for a loop that sleeps, near 0 for one that is
+//! still spinning when the wake comes. Every wait is bounded by `--timeout-ms`, so a lost
 //! wake-up aborts the run instead of hanging it. The two threads are pinned
 //! to the first two CPUs the process may use, so that every wake crosses
 //! from one core to the other (`--no-pin` leaves them to the scheduler).
@@ -19,10 +25,14 @@
 //! and ratios are the median over rounds of the per-round ratio.
 //!
 //! Burst mode (`--burst K`, 0 to skip) has `--senders` threads call
-//! `notify()` K times each per round while the loop drains on every wake, and
+//! `notify()` K times each per round while the loop drains on every wake
+//! (and does `--loop-work-ns` of busy work after each, 0 by default), and
 //! reports how many wakes the loop saw and how many `write(2)` calls the
 //! senders made (counted by the kernel, per thread, in
-//! `/proc/thread-self/io`).
+//! `/proc/thread-self/io`), and for wakefd the notifier's own count of wakes
+//! written per drain that found one (`stats()`): 1 for a loop that sleeps
+//! in every poll, far below for a sleep-aware one, which is awake to the
+//! senders while it drains.
 //!
 //! The Mailbox comparison (`--mailbox N`, 0 to skip) sends N `u64`s from
 //! each `--producers` count of threads to one consumer blocked in
@@ -53,7 +63,10 @@
 //! # Adding a mechanism
 //!
 //! Everything happens in `mech.rs`. A wakefd backend needs nothing: every
-//! `Backend` is a `Mech::Wakefd`. Anything else is a baseline: add a
+//! `Backend` is a `Mech::Wakefd` (and the default one a `Mech::SleepAware`
+//! too). A wakefd loop of another shape is a `Mech` variant of its own, as
+//! `SleepAware` is: its `Wake` is a `NotifierWake`, so that its `stats()`
+//! show up in the tables. Anything else is a baseline: add a
 //! variant to the `Baseline` enum (its doc comment is its `--baseline`
 //! help, its kebab-case name its id in the flag and the JSON), then its arm
 //! in each `match` of `impl Mech`, which the compiler will point out:
@@ -68,6 +81,7 @@
 
 use std::error::Error;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -121,15 +135,16 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
         for (res, (a, b)) in latency.iter_mut().zip(&mut pairs) {
             bar.set_message(format!("round {round}: {}", res.mech.label()));
             let peer = b.take().expect("peer side is home between runs");
-            let (hist, peer) = ping_pong(a, peer, args.warmup, args.iters, timeout, pin)
+            let (run, peer) = ping_pong(a, peer, args.warmup, args.iters, timeout, pin)
                 .map_err(|e| format!("{}: {e}", res.mech.label()))?;
             *b = Some(peer);
-            res.record(&hist);
+            res.record(&run);
             bar.inc(1);
         }
         for res in &mut burst {
             bar.set_message(format!("round {round}: burst {}", res.mech.label()));
-            let r = burst_round(res.mech, args.senders, res.k, timeout)
+            let work = Duration::from_nanos(args.loop_work_ns);
+            let r = burst_round(res.mech, args.senders, res.k, work, timeout)
                 .map_err(|e| format!("burst {}: {e}", res.mech.label()))?;
             res.rounds.push(r);
             bar.inc(1);

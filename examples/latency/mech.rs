@@ -5,11 +5,11 @@
 
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::ValueEnum;
-use mio::Interest;
-use wakefd::{Backend, Notifier};
+use mio::{Events, Interest, Poll};
+use wakefd::{Backend, Notifier, Stats, Waker};
 
 use crate::event_loop::{EventLoop, TOKEN};
 
@@ -18,6 +18,9 @@ use crate::event_loop::{EventLoop, TOKEN};
 pub enum Mech {
     /// A wakefd `Notifier` registered with `mio::Poll`, drained on wake.
     Wakefd(Backend),
+    /// A wakefd `Notifier` in a sleep-aware loop: `Notifier::poll` instead
+    /// of `Poll::poll` + `drain`, spinning `spin_us` µs first (0: never).
+    SleepAware { backend: Backend, spin_us: u64 },
     /// Something to measure wakefd against.
     Baseline(Baseline),
 }
@@ -54,6 +57,11 @@ pub type Loop = Box<dyn FnMut(Duration) -> io::Result<Woke> + Send>;
 pub trait Wake: Send + Sync {
     fn wake(&self) -> io::Result<()>;
 
+    /// The counters of the notifier this wakes, for wakefd mechanisms.
+    fn stats(&self) -> Option<Stats> {
+        None
+    }
+
     /// `n` wakes in a row, stopping at the first error: burst mode's hot
     /// loop. Compiled for each closure type, so that the loop pays one
     /// dynamic call for all `n` (one per wake is measurably slower than
@@ -78,6 +86,11 @@ impl Mech {
     pub fn id(self) -> String {
         match self {
             Mech::Wakefd(b) => b.to_string(),
+            Mech::SleepAware {
+                backend,
+                spin_us: 0,
+            } => format!("wakefd-{backend}-sleepaware"),
+            Mech::SleepAware { backend, spin_us } => format!("wakefd-{backend}-spin{spin_us}"),
             Mech::Baseline(b) => b
                 .to_possible_value()
                 .expect("no baseline is skipped")
@@ -90,6 +103,11 @@ impl Mech {
     pub fn label(self) -> String {
         match self {
             Mech::Wakefd(b) => format!("wakefd {b} (mio)"),
+            Mech::SleepAware {
+                backend,
+                spin_us: 0,
+            } => format!("wakefd {backend} sleep-aware"),
+            Mech::SleepAware { backend, spin_us } => format!("wakefd {backend} spin {spin_us}µs"),
             Mech::Baseline(Baseline::MioWaker) => "mio::Waker".into(),
             Mech::Baseline(Baseline::EpollLtRead) => "raw eventfd+epoll LT+read".into(),
             Mech::Baseline(Baseline::EpollEt) => "raw eventfd+epoll ET (floor)".into(),
@@ -99,7 +117,9 @@ impl Mech {
     /// Whether it runs on this platform.
     pub fn available(self) -> bool {
         match self {
-            Mech::Wakefd(b) => Backend::available().contains(&b),
+            Mech::Wakefd(b) | Mech::SleepAware { backend: b, .. } => {
+                Backend::available().contains(&b)
+            }
             Mech::Baseline(Baseline::MioWaker) => true,
             Mech::Baseline(Baseline::EpollLtRead | Baseline::EpollEt) => {
                 cfg!(any(target_os = "linux", target_os = "android"))
@@ -111,6 +131,9 @@ impl Mech {
     pub fn open(self) -> io::Result<(Loop, Arc<dyn Wake>)> {
         match self {
             Mech::Wakefd(b) => wakefd(b),
+            Mech::SleepAware { backend, spin_us } => {
+                sleep_aware(backend, Duration::from_micros(spin_us))
+            }
             Mech::Baseline(Baseline::MioWaker) => mio_waker(),
             #[cfg(any(target_os = "linux", target_os = "android"))]
             Mech::Baseline(Baseline::EpollLtRead) => crate::baselines::epoll(true),
@@ -127,7 +150,7 @@ impl Mech {
     /// to leave it out of burst mode.
     pub fn burst_notifies(self, burst: u64) -> Option<u64> {
         match self {
-            Mech::Wakefd(_) => Some(burst),
+            Mech::Wakefd(_) | Mech::SleepAware { .. } => Some(burst),
             // A write per wake: a tenth of the notifies, or it alone would
             // take most of the run. The rate is per second either way.
             Mech::Baseline(Baseline::MioWaker) => Some((burst / 10).max(1)),
@@ -140,7 +163,9 @@ impl Mech {
     /// `syscw` counts (send(2) on a socket is not counted there).
     pub fn wakes_are_writes(self) -> bool {
         match self {
-            Mech::Wakefd(b) => matches!(b, Backend::EventFd | Backend::Pipe),
+            Mech::Wakefd(b) | Mech::SleepAware { backend: b, .. } => {
+                matches!(b, Backend::EventFd | Backend::Pipe)
+            }
             Mech::Baseline(Baseline::MioWaker) => {
                 cfg!(any(target_os = "linux", target_os = "android"))
             }
@@ -155,7 +180,8 @@ fn wakefd(backend: Backend) -> io::Result<(Loop, Arc<dyn Wake>)> {
     let mut notifier = Notifier::with_backend(backend)?;
     ev.registry()
         .register(&mut notifier, TOKEN, Interest::READABLE)?;
-    let waker = notifier.waker();
+    let notifier = Arc::new(notifier);
+    let wake = NotifierWake::of(&notifier);
     let poll = move |timeout| {
         Ok(if ev.poll(timeout)? {
             Woke::Drained(notifier.drain()?)
@@ -163,7 +189,68 @@ fn wakefd(backend: Backend) -> io::Result<(Loop, Arc<dyn Wake>)> {
             Woke::TimedOut
         })
     };
-    Ok((Box::new(poll), Arc::new(move || waker.notify())))
+    Ok((Box::new(poll), Arc::new(wake)))
+}
+
+/// A wakefd `Notifier` in a sleep-aware loop: `Notifier::poll` announces
+/// sleep, polls (with a zero timeout if a wake is pending, after spinning
+/// `spin` if it is not zero), announces the loop awake and drains. Between
+/// two calls the loop is awake, and a wake makes no system call.
+fn sleep_aware(backend: Backend, spin: Duration) -> io::Result<(Loop, Arc<dyn Wake>)> {
+    let mut poll = Poll::new()?;
+    let mut events = Events::with_capacity(16);
+    let mut notifier = Notifier::with_backend(backend)?;
+    notifier.set_spin(spin);
+    poll.registry()
+        .register(&mut notifier, TOKEN, Interest::READABLE)?;
+    let notifier = Arc::new(notifier);
+    let wake = NotifierWake::of(&notifier);
+    let wait = move |timeout: Duration| {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if notifier.poll(&mut poll, &mut events, Some(left))? {
+                return Ok(Woke::Drained(true));
+            }
+            if !events.is_empty() {
+                // Our own event with nothing pending: a stray edge.
+                return Ok(Woke::Drained(false));
+            }
+            // No event, no wake: the timeout, or EINTR (which `poll`
+            // returns as no events) with time left.
+            if left.is_zero() {
+                return Ok(Woke::TimedOut);
+            }
+        }
+    };
+    Ok((Box::new(wait), Arc::new(wake)))
+}
+
+/// A wakefd [`Waker`], and the [`Notifier`] it wakes for its [`Stats`]
+/// (the loop owns the other handle to it).
+struct NotifierWake {
+    waker: Waker,
+    notifier: Arc<Notifier>,
+}
+
+impl NotifierWake {
+    fn of(notifier: &Arc<Notifier>) -> NotifierWake {
+        NotifierWake {
+            waker: notifier.waker(),
+            notifier: Arc::clone(notifier),
+        }
+    }
+}
+
+impl Wake for NotifierWake {
+    #[inline]
+    fn wake(&self) -> io::Result<()> {
+        self.waker.notify()
+    }
+
+    fn stats(&self) -> Option<Stats> {
+        Some(self.notifier.stats())
+    }
 }
 
 /// `mio::Waker`: never read. Its eventfd lives as long as the [`Wake`]:

@@ -35,6 +35,13 @@ impl Side {
     }
 }
 
+/// Wakes written to both sides' notifiers so far (None unless both are
+/// wakefd notifiers).
+fn wakes_written(a: &Side, b: &Side) -> Option<u64> {
+    let written = |s: &Side| s.peer.stats().map(|st| st.wakes_written);
+    Some(written(a)? + written(b)?)
+}
+
 /// Two loops of `mech`, each holding the other's wake.
 pub fn pair(mech: Mech) -> io::Result<(Side, Side)> {
     let (poll_a, wake_a) = mech.open()?;
@@ -56,6 +63,15 @@ pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 100_000_000_000, 3).expect("valid histogram bounds")
 }
 
+/// What one measured run of [`ping_pong`] saw.
+pub struct Run {
+    /// The measured round trips, ns.
+    pub hist: Histogram<u64>,
+    /// Wakes written (system calls) per round trip, warm-up included,
+    /// for wakefd mechanisms.
+    pub writes_per_rt: Option<f64>,
+}
+
 /// One measured run: `warmup + iters` round trips, the last `iters`
 /// recorded. Each side runs on its own thread (pinned to its own CPU if
 /// `pin`), and the echo side `b` is handed back afterwards.
@@ -66,9 +82,10 @@ pub fn ping_pong(
     iters: u64,
     timeout: Duration,
     pin: Option<(usize, usize)>,
-) -> io::Result<(Histogram<u64>, Side)> {
+) -> io::Result<(Run, Side)> {
     let total = warmup + iters;
-    thread::scope(|s| {
+    let written_before = wakes_written(a, &b);
+    let (hist, b) = thread::scope(|s| {
         let echo = s.spawn(move || -> (Side, io::Result<()>) {
             let mut b = b;
             let mut run = || -> io::Result<()> {
@@ -84,6 +101,7 @@ pub fn ping_pong(
             let result = run();
             (b, result)
         });
+        let a = &mut *a;
         let measure = s.spawn(move || -> io::Result<Histogram<u64>> {
             if let Some((cpu, _)) = pin {
                 affinity::pin(cpu)?;
@@ -106,8 +124,18 @@ pub fn ping_pong(
         let (b, echo_result) = echo.join().expect("echo thread panicked");
         let hist = hist?;
         echo_result?;
-        Ok((hist, b))
-    })
+        io::Result::Ok((hist, b))
+    })?;
+    let writes_per_rt = written_before
+        .zip(wakes_written(a, &b))
+        .map(|(w0, w1)| (w1 - w0) as f64 / total as f64);
+    Ok((
+        Run {
+            hist,
+            writes_per_rt,
+        },
+        b,
+    ))
 }
 
 /// One mechanism's ping-pong results so far.
@@ -117,6 +145,8 @@ pub struct LatencyResult {
     pub rounds: Vec<Stats>,
     /// Every round's round trips, pooled.
     pub all: Histogram<u64>,
+    /// Each round's wakes written per round trip (wakefd mechanisms).
+    pub writes_per_rt: Vec<Option<f64>>,
 }
 
 impl LatencyResult {
@@ -125,13 +155,22 @@ impl LatencyResult {
             mech,
             rounds: Vec::new(),
             all: new_histogram(),
+            writes_per_rt: Vec::new(),
         }
     }
 
-    /// Adds one run's histogram.
-    pub fn record(&mut self, hist: &Histogram<u64>) {
-        self.rounds.push(Stats::of(hist));
-        self.all.add(hist).expect("same bounds");
+    /// Adds one run.
+    pub fn record(&mut self, run: &Run) {
+        self.rounds.push(Stats::of(&run.hist));
+        self.all.add(&run.hist).expect("same bounds");
+        self.writes_per_rt.push(run.writes_per_rt);
+    }
+
+    /// The median over rounds of the wakes written per round trip; None
+    /// unless every round counted them.
+    pub fn median_writes_per_rt(&self) -> Option<f64> {
+        let xs: Option<Vec<f64>> = self.writes_per_rt.iter().copied().collect();
+        xs.map(median)
     }
 
     /// The median over rounds of each statistic; `max` is the largest of

@@ -149,16 +149,31 @@ pub fn latency_table(results: &[LatencyResult], args: &Args) -> String {
         "ratios: median over rounds of the per-round ratio, vs the raw eventfd+epoll \
          LT+read baseline (/LT) and vs mio::Waker (/mio)"
     );
+    let _ = writeln!(
+        out,
+        "writes/rt: wakes written (system calls) per round trip, both sides together, \
+         from the notifiers' stats() (wakefd rows only)"
+    );
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "| {:<28} | {:>7} | {:>7} | {:>7} | {:>7} | {:>8} | {:>6} | {:>6} | {:>7} | {:>7} |",
-        "mechanism", "p50", "p90", "p99", "p99.9", "max", "p50/LT", "p99/LT", "p50/mio", "p99/mio"
+        "| {:<28} | {:>7} | {:>7} | {:>7} | {:>7} | {:>8} | {:>6} | {:>6} | {:>7} | {:>7} | {:>9} |",
+        "mechanism",
+        "p50",
+        "p90",
+        "p99",
+        "p99.9",
+        "max",
+        "p50/LT",
+        "p99/LT",
+        "p50/mio",
+        "p99/mio",
+        "writes/rt"
     );
     let _ = writeln!(
         out,
-        "|{:-<30}|{:->9}|{:->9}|{:->9}|{:->9}|{:->10}|{:->8}|{:->8}|{:->9}|{:->9}|",
-        "", ":", ":", ":", ":", ":", ":", ":", ":", ":"
+        "|{:-<30}|{:->9}|{:->9}|{:->9}|{:->9}|{:->10}|{:->8}|{:->8}|{:->9}|{:->9}|{:->11}|",
+        "", ":", ":", ":", ":", ":", ":", ":", ":", ":", ":"
     );
     for r in results {
         let m = r.median();
@@ -171,9 +186,12 @@ pub fn latency_table(results: &[LatencyResult], args: &Args) -> String {
         };
         let (l50, l99) = ratio(base);
         let (m50, m99) = ratio(mio);
+        let writes = r
+            .median_writes_per_rt()
+            .map_or("-".to_owned(), |w| format!("{w:.3}"));
         let _ = writeln!(
             out,
-            "| {:<28} | {:>7} | {:>7} | {:>7} | {:>7} | {:>8} | {:>6} | {:>6} | {:>7} | {:>7} |",
+            "| {:<28} | {:>7} | {:>7} | {:>7} | {:>7} | {:>8} | {:>6} | {:>6} | {:>7} | {:>7} | {:>9} |",
             r.mech.label(),
             us(m.p50),
             us(m.p90),
@@ -183,10 +201,36 @@ pub fn latency_table(results: &[LatencyResult], args: &Args) -> String {
             l50,
             l99,
             m50,
-            m99
+            m99,
+            writes
+        );
+    }
+    let vs_plain: Vec<String> = results
+        .iter()
+        .filter_map(|r| {
+            let (p50, p99) = r.ratio(plain_of(results, r.mech)?);
+            Some(format!("{}: p50 {p50:.3}, p99 {p99:.3}", r.mech.label()))
+        })
+        .collect();
+    if !vs_plain.is_empty() {
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "vs the same backend's plain loop (median over rounds of the per-round ratio): {}",
+            vs_plain.join("; ")
         );
     }
     out
+}
+
+/// For a sleep-aware row, the row of its backend's plain loop, if it ran.
+fn plain_of(results: &[LatencyResult], mech: Mech) -> Option<&LatencyResult> {
+    match mech {
+        Mech::SleepAware { backend, .. } => {
+            results.iter().find(|r| r.mech == Mech::Wakefd(backend))
+        }
+        _ => None,
+    }
 }
 
 pub fn burst_table(results: &[BurstResult], args: &Args) -> String {
@@ -194,19 +238,21 @@ pub fn burst_table(results: &[BurstResult], args: &Args) -> String {
     let _ = writeln!(
         out,
         "burst: {} sender threads each call notify() K times per round as fast as they can, \
-         while the loop thread polls and drains on every wake; median over {} rounds",
-        args.senders, args.rounds
+         while the loop thread polls and drains on every wake, then does {} ns of busy work; \
+         median over {} rounds",
+        args.senders, args.loop_work_ns, args.rounds
     );
     let _ = writeln!(
         out,
         "wakes = event-loop returns; drains = drain() calls that found a wake pending; \
          writes = write(2) calls made by the sender threads, counted by the kernel \
-         (/proc/thread-self/io syscw; n/a where wakes are send(2), which it does not count)"
+         (/proc/thread-self/io syscw; n/a where wakes are send(2), which it does not count); \
+         written/woken = the notifier's stats(): wakes_written / drains_woken (wakefd rows)"
     );
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "| {:<23} | {:>9} | {:>10} | {:>9} | {:>9} | {:>9} | {:>13} | {:>12} |",
+        "| {:<28} | {:>9} | {:>10} | {:>9} | {:>9} | {:>9} | {:>13} | {:>12} | {:>13} |",
         "mechanism",
         "K",
         "notifies/s",
@@ -214,12 +260,13 @@ pub fn burst_table(results: &[BurstResult], args: &Args) -> String {
         "drains",
         "writes",
         "notifies/write",
-        "writes/drain"
+        "writes/drain",
+        "written/woken"
     );
     let _ = writeln!(
         out,
-        "|{:-<25}|{:->11}|{:->12}|{:->11}|{:->11}|{:->11}|{:->15}|{:->14}|",
-        "", ":", ":", ":", ":", ":", ":", ":"
+        "|{:-<30}|{:->11}|{:->12}|{:->11}|{:->11}|{:->11}|{:->15}|{:->14}|{:->15}|",
+        "", ":", ":", ":", ":", ":", ":", ":", ":"
     );
     for r in results {
         let opt =
@@ -234,9 +281,13 @@ pub fn burst_table(results: &[BurstResult], args: &Args) -> String {
                 .zip(b.drains_true)
                 .map(|(w, d)| w as f64 / d.max(1) as f64)
         });
+        let written_per_woken = r.median_of(|b| {
+            b.stats
+                .map(|st| st.wakes_written as f64 / st.drains_woken.max(1) as f64)
+        });
         let _ = writeln!(
             out,
-            "| {:<23} | {:>9} | {:>8.1} M | {:>9} | {:>9} | {:>9} | {:>13} | {:>12} |",
+            "| {:<28} | {:>9} | {:>8.1} M | {:>9} | {:>9} | {:>9} | {:>13} | {:>12} | {:>13} |",
             r.mech.label(),
             r.k,
             rate / 1e6,
@@ -244,7 +295,8 @@ pub fn burst_table(results: &[BurstResult], args: &Args) -> String {
             opt(drains, 0),
             opt(writes, 0),
             opt(per_write, 0),
-            opt(per_drain, 3),
+            opt(per_drain, 4),
+            opt(written_per_woken, 4),
         );
     }
     out
@@ -262,6 +314,7 @@ pub fn to_json(
     let mio = latency
         .iter()
         .find(|r| r.mech == Mech::Baseline(Baseline::MioWaker));
+    let plain = |r: &LatencyResult| plain_of(latency, r.mech);
     let ratio_json = |r: &LatencyResult, b: Option<&LatencyResult>| {
         b.map(|b| {
             let (p50, p99) = r.ratio(b);
@@ -277,6 +330,9 @@ pub fn to_json(
                 "median_over_rounds": r.median().json(),
                 "ratio_vs_epoll_lt_read": ratio_json(r, base),
                 "ratio_vs_mio_waker": ratio_json(r, mio),
+                "ratio_vs_plain_backend": ratio_json(r, plain(r)),
+                "median_wakes_written_per_round_trip": r.median_writes_per_rt(),
+                "rounds_wakes_written_per_round_trip": r.writes_per_rt,
                 "all_rounds_pooled": Stats::of(&r.all).json(),
                 "rounds": r.rounds.iter().map(Stats::json).collect::<Vec<_>>(),
                 "cdf": cdf_points(&r.all).iter().map(|&(ns, q)| json!([ns, q])).collect::<Vec<_>>(),
@@ -302,6 +358,13 @@ pub fn to_json(
                     "wakes": b.wakes,
                     "drains_true": b.drains_true,
                     "writes": b.writes,
+                    "stats": b.stats.map(|st| json!({
+                        "wakes_written": st.wakes_written,
+                        "wakes_absorbed": st.wakes_absorbed,
+                        "drains_woken": st.drains_woken,
+                        "drains_spurious": st.drains_spurious,
+                        "sleeps": st.sleeps,
+                    })),
                 })).collect::<Vec<_>>(),
             })
         })
@@ -316,6 +379,7 @@ pub fn to_json(
             "timeout_ms": args.timeout_ms,
             "burst": args.burst,
             "senders": args.senders,
+            "loop_work_ns": args.loop_work_ns,
             "mailbox": args.mailbox,
             "producers": args.producers,
             "pinned_cpus": args.pin_cpus().map(|(a, b)| [a, b]),
