@@ -60,6 +60,11 @@ struct Args {
     /// wakes written).
     #[arg(long)]
     plain_poll: bool,
+    /// Spin this many µs in the sleep-aware poll before blocking (the
+    /// workers' replies then find the I/O thread awake more often; it costs
+    /// CPU the workers may need on a small machine).
+    #[arg(long, default_value_t = 0)]
+    spin_us: u64,
 }
 
 fn main() -> ExitCode {
@@ -69,6 +74,7 @@ fn main() -> ExitCode {
         backend: args.backend,
         verbose: args.verbose,
         plain_poll: args.plain_poll,
+        spin: Duration::from_micros(args.spin_us),
         ..echo::Config::default()
     };
     if let Some(workers) = args.workers {

@@ -86,6 +86,8 @@ pub struct Config {
     /// Block in `Poll::poll` and drain the mailbox on its event, instead of
     /// the sleep-aware [`Mailbox::poll`].
     pub plain_poll: bool,
+    /// Spin budget of the sleep-aware poll ([`Mailbox::set_spin`]).
+    pub spin: Duration,
 }
 
 impl Default for Config {
@@ -96,6 +98,7 @@ impl Default for Config {
             backend: Backend::default(),
             verbose: false,
             plain_poll: false,
+            spin: Duration::ZERO,
         }
     }
 }
@@ -229,6 +232,7 @@ pub fn serve(
     let mut listener = TcpListener::from_std(listener);
     let poll = Poll::new()?;
     let mut replies = Mailbox::<Reply>::with_backend(config.backend)?;
+    replies.set_spin(config.spin);
     poll.registry()
         .register(&mut listener, LISTENER, Interest::READABLE)?;
     poll.registry()
