@@ -141,8 +141,9 @@ impl<T> Local<T> {
 pub(crate) fn send_with<T>(
     shared: &Shared<T>,
     msg: T,
-    wake: impl FnOnce() -> io::Result<()>,
+    wake: impl Fn() -> io::Result<()>,
 ) -> Result<(), SendError<T>> {
+    let retry_wake = &wake;
     let was_empty = shared.queue.push(msg).map_err(SendError)?;
     // The load first: the swap is a write to a shared line, done only in
     // the rare case that a wake failed.
@@ -154,8 +155,14 @@ pub(crate) fn send_with<T>(
             // with its queue.
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
             // The wake did not reach the fd (no such error is expected). The
-            // message is queued; make the next send wake again.
-            Err(_) => shared.rewake.store(true, Release),
+            // message is queued: make the next send wake too, and try once
+            // more now (the notifier's FAILED bit makes it a write). If the
+            // kernel refuses that as well, the message waits for the next
+            // send or the loop's next look at the queue.
+            Err(_) => {
+                shared.rewake.store(true, Release);
+                let _ = retry_wake();
+            }
         }
     }
     Ok(())
@@ -199,7 +206,15 @@ pub(crate) fn try_recv_with<T>(
         }
         None => return Err(TryRecvError::Empty),
     };
-    leftovers_with(local, bell);
+    if local.buf.is_empty() && shared.disconnected() {
+        // The last Sender's wake may be the one this call consumed: keep an
+        // event coming, so that a loop taking one message per event learns
+        // of the disconnection too.
+        bell.ring();
+        local.rang = true;
+    } else {
+        leftovers_with(local, bell);
+    }
     Ok(msg)
 }
 
@@ -345,7 +360,10 @@ impl<T> Mailbox<T> {
     /// [`Sender`] is gone.
     ///
     /// It may be called once per readiness event: when it leaves messages
-    /// behind, it makes a wake pending for them, so the next event comes.
+    /// behind, it makes a wake pending for them, so the next event comes
+    /// (and so it does when it hands out the last message of a mailbox whose
+    /// senders are all gone, so that the next event reports
+    /// `Disconnected`).
     /// That wake is a `write` (none for a sleep-aware loop that is awake),
     /// so a loop that takes everything at once does better with
     /// [`drain`](Mailbox::drain), which re-arms once per batch. In a forked

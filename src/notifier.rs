@@ -334,7 +334,10 @@ impl Notifier {
         ready: impl Fn() -> bool,
     ) -> io::Result<bool> {
         if !self.is_sleep_aware() {
-            return Ok(ready() || sys::poll_readable(self.as_fd(), deadline)?);
+            // A wake absorbed while the loop was announced awake (and then
+            // `announce_sleep` returned false) wrote nothing: don't wait for
+            // the fd.
+            return Ok(ready() || self.is_pending() || sys::poll_readable(self.as_fd(), deadline)?);
         }
         let mut readable = false;
         self.sleep_cycle(
@@ -488,10 +491,11 @@ impl Notifier {
         if let Some(token) = self.token {
             // mio is edge-triggered: a written wake shows up as an event for
             // our token, now or in a later poll (if `events` was too small).
-            // Without one, there is nothing to read yet.
-            if !events.iter().any(|e| e.token() == token) {
-                self.maybe_written.store(false, Relaxed);
-            }
+            // With one, read (even if it came from the zero-timeout look for
+            // I/O while spinning, which announced no sleep); without one,
+            // there is nothing to read yet.
+            let ours = events.iter().any(|e| e.token() == token);
+            self.maybe_written.store(ours, Relaxed);
         }
         result
     }

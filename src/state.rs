@@ -44,6 +44,8 @@
 //! `PENDING` instead would let a late clear wipe a `PENDING` that another
 //! sender set after the loop's drain (its wake then reported as none); with
 //! `FAILED` the next `notify` writes again, so no later notify is swallowed.
+//! Only the drain clears `FAILED` (a sender's clear after its successful
+//! retry could wipe another sender's later `FAILED`).
 //! A caller that coalesced into the failed wake before `FAILED` was set got
 //! `Ok`; its work is seen after the next wake or drain.
 //!
@@ -183,11 +185,14 @@ impl State {
         // The loop may be blocked and the wake is ours to write.
         match fd.write_wake() {
             Ok(()) => {
+                // FAILED stays set until the loop's drain clears it: until
+                // then every notify writes (failures are rare, and a write
+                // too many is harmless). Clearing it here could wipe a
+                // FAILED that another sender set after a drain in between,
+                // and that sender's retry would then coalesce into a wake
+                // that was never written (the loom model
+                // `review_late_failed_clear_swallows_a_later_notify`).
                 bump(&self.counters.wakes_written);
-                if prev & FAILED != 0 {
-                    // The wake that failed is written now.
-                    self.word.fetch_and(!FAILED, AcqRel);
-                }
                 Ok(Notified::Written)
             }
             Err(err) => {

@@ -255,14 +255,20 @@ fn a_failed_wake_write_is_made_up_by_the_next_send() {
             .register(&mut mailbox, MAILBOX, Interest::READABLE)
             .unwrap();
         let sender = mailbox.sender();
+        // One failure: the send retries at once.
         mailbox.fail_next_writes(1);
-        sender.send(1).unwrap(); // its wake fails
+        sender.send(0).unwrap();
+        expect_wake(&mut poll, &mut events, MAILBOX);
+        assert_eq!(mailbox.drain().collect::<Vec<_>>(), [0]);
+        // Two: the wake and its retry fail.
+        mailbox.fail_next_writes(2);
+        sender.send(1).unwrap();
         expect_no_wake(&mut poll, &mut events, MAILBOX);
         sender.send(2).unwrap(); // the queue is not empty, but it wakes
         expect_wake(&mut poll, &mut events, MAILBOX);
         assert_eq!(mailbox.drain().collect::<Vec<_>>(), [1, 2]);
         let stats = mailbox.stats();
-        assert_eq!((stats.write_errors, stats.wakes_written), (1, 1));
+        assert_eq!((stats.write_errors, stats.wakes_written), (3, 2));
         // And everything after is normal.
         sender.send(3).unwrap();
         expect_wake(&mut poll, &mut events, MAILBOX);

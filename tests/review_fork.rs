@@ -10,7 +10,11 @@ use std::os::fd::AsRawFd;
 use wakefd::Mailbox;
 
 fn readable(fd: i32) -> bool {
-    let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
     // SAFETY: one valid pollfd.
     unsafe { libc::poll(&mut pfd, 1, 0) == 1 }
 }
@@ -45,7 +49,10 @@ fn review_forked_mailbox_drain_yields_parents_messages() {
     }
     assert_eq!(mailbox.drain().next(), Some(1)); // 2 and 3 stay in the buffer
     let yielded = in_child(|| mailbox.drain().count() as i32);
-    assert_eq!(yielded, 0, "the child's drain yielded the parent's messages");
+    assert_eq!(
+        yielded, 0,
+        "the child's drain yielded the parent's messages"
+    );
 }
 
 #[test]
@@ -73,5 +80,8 @@ fn review_forked_mailbox_partial_drain_writes_parent_wake() {
         0
     });
     let parent_fd_touched = readable(mailbox2.as_raw_fd());
-    assert!(!parent_fd_touched, "the child wrote a wake into the parent's fd");
+    assert!(
+        !parent_fd_touched,
+        "the child wrote a wake into the parent's fd"
+    );
 }

@@ -269,10 +269,12 @@ impl<T> Queue<T> {
         // id in this chunk (see `slot`).
         self.chunks[k].store(Box::into_raw(slots).cast(), Release);
         *chunks = k + 1;
-        drop(chunks);
+        // Free the spare slots before unlocking, so that a sender waiting
+        // for the lock finds them instead of growing again.
         if len > 1 {
             self.release(first + 1, first + len as u32 - 1);
         }
+        drop(chunks);
         first
     }
 
