@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use mio::Interest;
 use wakefd::Mailbox;
 
-use crate::event_loop::{EventLoop, TOKEN};
+use crate::event_loop::{lost_wake, EventLoop, TOKEN};
 use crate::flag::Flag;
 
 /// A queue + wake pair in the Mailbox comparison.
@@ -27,6 +27,9 @@ use crate::flag::Flag;
 pub enum Contender {
     /// `wakefd::Mailbox`, drained with `drain()` on every wake.
     Wakefd,
+    /// `wakefd::Mailbox` in the sleep-aware loop (`Mailbox::poll`): a send
+    /// while the loop is awake makes no system call.
+    WakefdSleepAware,
     /// crossbeam-channel + coalescing flag (load first, SeqCst fences) +
     /// `mio::Waker`.
     CrossbeamFlagLoad,
@@ -40,8 +43,9 @@ pub enum Contender {
 
 impl Contender {
     /// Every contender, in the order they run and are reported.
-    pub const ALL: [Contender; 5] = [
+    pub const ALL: [Contender; 6] = [
         Contender::Wakefd,
+        Contender::WakefdSleepAware,
         Contender::CrossbeamFlagLoad,
         Contender::CrossbeamFlagSwap,
         Contender::StdMpscFlag,
@@ -52,6 +56,7 @@ impl Contender {
     pub fn id(self) -> &'static str {
         match self {
             Contender::Wakefd => "wakefd-mailbox",
+            Contender::WakefdSleepAware => "wakefd-mailbox-sleep-aware",
             Contender::CrossbeamFlagLoad => "crossbeam-flag-load-first",
             Contender::CrossbeamFlagSwap => "crossbeam-flag-swap",
             Contender::StdMpscFlag => "std-mpsc-flag",
@@ -64,6 +69,7 @@ impl Contender {
     pub fn label(self) -> &'static str {
         match self {
             Contender::Wakefd => "wakefd Mailbox",
+            Contender::WakefdSleepAware => "wakefd Mailbox, sleep-aware poll",
             Contender::CrossbeamFlagLoad => "crossbeam + flag (load) + mio::Waker",
             Contender::CrossbeamFlagSwap => "crossbeam + flag (swap) + mio::Waker",
             Contender::StdMpscFlag => "std mpsc + flag (load) + mio::Waker",
@@ -77,6 +83,7 @@ impl Contender {
     pub fn run(self, producers: u32, total: u64, timeout: Duration) -> io::Result<Duration> {
         match self {
             Contender::Wakefd => wakefd_mailbox(producers, total, timeout),
+            Contender::WakefdSleepAware => wakefd_mailbox_sleep_aware(producers, total, timeout),
             Contender::CrossbeamFlagLoad => crossbeam_flag(producers, total, timeout, true),
             Contender::CrossbeamFlagSwap => crossbeam_flag(producers, total, timeout, false),
             Contender::StdMpscFlag => std_mpsc_flag(producers, total, timeout),
@@ -151,6 +158,36 @@ fn wakefd_mailbox(producers: u32, total: u64, timeout: Duration) -> io::Result<D
         let mut got = 0;
         while got < total {
             ev.wait(timeout)?;
+            got += take_all(mailbox.drain());
+        }
+        Ok(())
+    })
+}
+
+/// wakefd: `Sender::send`; the consumer waits in `Mailbox::poll` (the
+/// sleep-aware loop) and drains on every return.
+fn wakefd_mailbox_sleep_aware(
+    producers: u32,
+    total: u64,
+    timeout: Duration,
+) -> io::Result<Duration> {
+    let mut ev = EventLoop::new()?;
+    let mut mailbox = Mailbox::<u64>::new()?;
+    ev.registry()
+        .register(&mut mailbox, TOKEN, Interest::READABLE)?;
+    let senders = (0..producers)
+        .map(|_| {
+            let tx = mailbox.sender();
+            move |i| tx.send(i).map_err(|_| consumer_gone())
+        })
+        .collect();
+    run_producers(senders, total, move |total| {
+        let mut got = 0;
+        while got < total {
+            let (poll, events) = ev.parts();
+            if !mailbox.poll(poll, events, Some(timeout))? {
+                return Err(lost_wake(timeout));
+            }
             got += take_all(mailbox.drain());
         }
         Ok(())

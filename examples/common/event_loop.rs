@@ -37,6 +37,13 @@ impl EventLoop {
         self.poll.registry()
     }
 
+    /// The `Poll` and its event buffer, for a sleep-aware `poll` call
+    /// (`Notifier::poll`, `Mailbox::poll`).
+    #[allow(dead_code)] // not every includer runs a sleep-aware loop
+    pub fn parts(&mut self) -> (&mut Poll, &mut Events) {
+        (&mut self.poll, &mut self.events)
+    }
+
     /// `Poll::poll` until an event or `timeout`, retried on `EINTR`;
     /// `false` if it timed out empty.
     pub fn poll(&mut self, timeout: Duration) -> io::Result<bool> {

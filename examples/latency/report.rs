@@ -62,8 +62,9 @@ pub fn mailbox_table(results: &[MailResult], args: &Args) -> String {
         out,
         "Mailbox throughput: producers -> 1 consumer blocked in mio::Poll that drains \
          everything on every wake; {} messages per run ({} for the per-message-wake \
-         baseline); median over {} interleaved rounds, M msg/s; wakefd/x = median over \
-         rounds of wakefd Mailbox's rate over this one's in the same round",
+         baseline); median over {} interleaved rounds, M msg/s; plain/x and aware/x = \
+         median over rounds of the wakefd Mailbox's rate (plain mio loop, and sleep-aware \
+         `Mailbox::poll` loop) over this one's in the same round",
         args.mailbox,
         (args.mailbox / 10).max(1),
         args.rounds
@@ -72,8 +73,13 @@ pub fn mailbox_table(results: &[MailResult], args: &Args) -> String {
     let mut header = format!("| {:<38} |", "mechanism");
     let mut rule = format!("|{:-<40}|", "");
     for p in &args.producers {
-        header += &format!(" {:>10} | {:>8} |", format!("{p}->1 M/s"), "wakefd/x");
-        rule += &format!("{:->12}|{:->10}|", ":", ":");
+        header += &format!(
+            " {:>10} | {:>8} | {:>8} |",
+            format!("{p}->1 M/s"),
+            "plain/x",
+            "aware/x"
+        );
+        rule += &format!("{:->12}|{:->10}|{:->10}|", ":", ":", ":");
     }
     let _ = writeln!(out, "{header}");
     let _ = writeln!(out, "{rule}");
@@ -85,15 +91,19 @@ pub fn mailbox_table(results: &[MailResult], args: &Args) -> String {
                     .iter()
                     .find(|r| r.contender == c && r.producers == p)
             };
-            match (find(contender), find(Contender::Wakefd)) {
-                (Some(r), Some(w)) => {
+            let ratio = |w: Option<&MailResult>, r: &MailResult| {
+                w.map_or_else(|| "-".to_owned(), |w| format!("{:.2}", r.wakefd_ratio(w)))
+            };
+            match find(contender) {
+                Some(r) => {
                     line += &format!(
-                        " {:>10.1} | {:>8.2} |",
+                        " {:>10.1} | {:>8} | {:>8} |",
                         median(r.rates.clone()) / 1e6,
-                        r.wakefd_ratio(w)
+                        ratio(find(Contender::Wakefd), r),
+                        ratio(find(Contender::WakefdSleepAware), r)
                     );
                 }
-                _ => line += &format!(" {:>10} | {:>8} |", "-", "-"),
+                None => line += &format!(" {:>10} | {:>8} | {:>8} |", "-", "-", "-"),
             }
         }
         let _ = writeln!(out, "{line}");
@@ -387,9 +397,12 @@ pub fn to_json(
         "latency": lat,
         "burst": bur,
         "mailbox": mail.iter().map(|r| {
-            let wakefd = mail
-                .iter()
-                .find(|w| w.contender == Contender::Wakefd && w.producers == r.producers);
+            let find = |c: Contender| {
+                mail.iter()
+                    .find(|w| w.contender == c && w.producers == r.producers)
+            };
+            let wakefd = find(Contender::Wakefd);
+            let aware = find(Contender::WakefdSleepAware);
             json!({
                 "id": r.contender.id(),
                 "label": r.contender.label(),
@@ -397,6 +410,7 @@ pub fn to_json(
                 "messages_per_run": r.msgs,
                 "median_msgs_per_sec": median(r.rates.clone()),
                 "wakefd_ratio": wakefd.map(|w| r.wakefd_ratio(w)),
+                "wakefd_sleep_aware_ratio": aware.map(|w| r.wakefd_ratio(w)),
                 "rounds_msgs_per_sec": r.rates,
             })
         }).collect::<Vec<_>>(),
