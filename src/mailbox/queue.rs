@@ -79,13 +79,30 @@ struct Slot<T> {
 
 pub(crate) struct Queue<T> {
     /// The top of the stack of queued messages, and `CLOSED`.
-    head: AtomicU64,
+    head: Line<AtomicU64>,
     /// The top of the stack of free slots, and the ABA tag.
-    free: AtomicU64,
-    /// Chunk `k`, or null before it is allocated. Set once, under `grow`.
+    free: Line<AtomicU64>,
+    /// Chunk `k`, or null before it is allocated. Set once, under `grow`;
+    /// read on every slot access, so on lines of its own (below `free`'s).
     chunks: [AtomicPtr<Slot<T>>; CHUNKS],
     /// Serializes allocation: how many chunks exist.
     grow: Mutex<usize>,
+}
+
+/// A value on cache lines of its own. `head` and `free` are written by
+/// every send; sharing a line with each other or with `chunks` (read on
+/// every slot access) made each write evict what the other threads were
+/// reading. 128 bytes: x86's adjacent-line prefetcher pulls lines in pairs
+/// (crossbeam's `CachePadded` pads the same way).
+#[repr(align(128))]
+struct Line<T>(T);
+
+impl<T> std::ops::Deref for Line<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
 }
 
 // SAFETY: the queue moves `T`s between threads (a sender writes one, the
@@ -107,8 +124,8 @@ fn locate(id: u32) -> (usize, usize) {
 impl<T> Queue<T> {
     pub(crate) fn new() -> Queue<T> {
         Queue {
-            head: AtomicU64::new(NIL as u64),
-            free: AtomicU64::new(NIL as u64),
+            head: Line(AtomicU64::new(NIL as u64)),
+            free: Line(AtomicU64::new(NIL as u64)),
             chunks: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
             grow: Mutex::new(0),
         }
