@@ -461,6 +461,12 @@ impl<T> Mailbox<T> {
     /// budget, if one is set), and announces that the loop is awake.
     /// `Ok(true)` if messages may be queued (or every sender is gone): take
     /// them with [`drain`](Mailbox::drain) or [`try_recv`](Mailbox::try_recv).
+    /// `Ok(false)` when it returns with nothing for the loop: the timeout
+    /// passed, a signal interrupted it, another source had an event, or the
+    /// wake it found was for messages an earlier `drain` already took (a
+    /// send that decided to write while the loop slept, whose write landed
+    /// after the loop woke). So `false` before the timeout is not a lost
+    /// wake: a loop waiting for messages calls `poll` again.
     ///
     /// While the loop runs between two calls of `poll`, a send makes no
     /// system call. Messages the loop leaves in the mailbox make the next

@@ -183,12 +183,18 @@ fn wakefd_mailbox_sleep_aware(
         .collect();
     run_producers(senders, total, move |total| {
         let mut got = 0;
+        let mut deadline = Instant::now() + timeout;
         while got < total {
             let (poll, events) = ev.parts();
-            if !mailbox.poll(poll, events, Some(timeout))? {
+            // `false` is not a lost wake by itself: the wake may have been
+            // for messages an earlier drain already took (the loop was
+            // awake when they came). Only no progress until the deadline is.
+            if mailbox.poll(poll, events, Some(timeout))? {
+                got += take_all(mailbox.drain());
+                deadline = Instant::now() + timeout;
+            } else if Instant::now() >= deadline {
                 return Err(lost_wake(timeout));
             }
-            got += take_all(mailbox.drain());
         }
         Ok(())
     })
