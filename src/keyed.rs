@@ -504,22 +504,82 @@ impl KeyedNotifier {
         })
     }
 
-    /// As [`Notifier::announce_sleep`], for a reactor of your own.
+    /// As [`Notifier::announce_sleep`], for a reactor of your own: `true` if
+    /// the loop may block, `false` if a key is already set (block with a zero
+    /// timeout, then drain).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut notifier = wakefd::KeyedNotifier::new(8)?;
+    /// let waker = notifier.waker(3)?;
+    /// notifier.announce_awake();
+    /// waker.notify()?; // the loop is awake: no system call
+    /// assert!(!notifier.announce_sleep()); // key 3 is set: don't block
+    /// // ... the reactor's blocking call, with a zero timeout ...
+    /// notifier.announce_awake();
+    /// assert_eq!(notifier.drain()?.collect::<Vec<_>>(), [3]);
+    /// assert!(notifier.announce_sleep()); // nothing set: may block
+    /// notifier.announce_awake();
+    /// # std::io::Result::Ok(())
+    /// ```
     pub fn announce_sleep(&self) -> bool {
         self.notifier.announce_sleep()
     }
 
-    /// As [`Notifier::announce_awake`].
+    /// As [`Notifier::announce_awake`]: until the next
+    /// [`announce_sleep`](KeyedNotifier::announce_sleep), setting a key makes
+    /// no system call. Call it right after the blocking call returns.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let notifier = wakefd::KeyedNotifier::new(8)?;
+    /// let waker = notifier.waker(0)?;
+    /// notifier.announce_awake();
+    /// waker.notify()?;
+    /// assert_eq!(notifier.stats().wakes_written, 0);
+    /// assert_eq!(notifier.stats().wakes_absorbed, 1);
+    /// # std::io::Result::Ok(())
+    /// ```
     pub fn announce_awake(&self) {
         self.notifier.announce_awake()
     }
 
-    /// As [`Notifier::set_spin`]: how long `poll` and `wait` spin first.
+    /// As [`Notifier::set_spin`]: how long `poll` and `wait` spin first
+    /// (read its notes on the CPU it burns).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let mut notifier = wakefd::KeyedNotifier::new(8)?;
+    /// notifier.set_spin(Duration::from_micros(50));
+    /// let waker = notifier.waker(5)?;
+    /// std::thread::spawn(move || waker.notify());
+    /// let keys: Vec<usize> = notifier.wait(Some(Duration::from_secs(10)))?.collect();
+    /// assert_eq!(keys, [5]);
+    /// # std::io::Result::Ok(())
+    /// ```
     pub fn set_spin(&mut self, budget: Duration) {
         self.notifier.set_spin(budget)
     }
 
     /// The wake counters of the underlying notifier ([`Notifier::stats`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut notifier = wakefd::KeyedNotifier::new(8)?;
+    /// let waker = notifier.waker(1)?;
+    /// waker.notify()?; // the loop announced nothing: a write
+    /// waker.notify()?; // pending already: coalesced, not counted
+    /// assert_eq!(notifier.drain()?.collect::<Vec<_>>(), [1]);
+    /// let stats = notifier.stats();
+    /// assert_eq!((stats.wakes_written, stats.drains_woken), (1, 1));
+    /// # std::io::Result::Ok(())
+    /// ```
     pub fn stats(&self) -> Stats {
         self.notifier.stats()
     }

@@ -287,6 +287,14 @@ impl<T> Mailbox<T> {
     /// # Errors
     ///
     /// As [`Notifier::new`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut mailbox = wakefd::Mailbox::<u32>::new()?;
+    /// assert_eq!(mailbox.try_recv(), Err(wakefd::TryRecvError::Empty));
+    /// # std::io::Result::Ok(())
+    /// ```
     pub fn new() -> io::Result<Mailbox<T>> {
         Mailbox::with_backend(Backend::default())
     }
@@ -297,6 +305,16 @@ impl<T> Mailbox<T> {
     ///
     /// As [`Notifier::with_backend`]: `ErrorKind::Unsupported` for a backend
     /// the platform lacks, or the OS error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use wakefd::{Backend, Mailbox};
+    ///
+    /// let mailbox = Mailbox::<String>::with_backend(Backend::UnixSocketPair)?;
+    /// assert_eq!(mailbox.backend(), Backend::UnixSocketPair);
+    /// # std::io::Result::Ok(())
+    /// ```
     pub fn with_backend(backend: Backend) -> io::Result<Mailbox<T>> {
         Ok(Mailbox {
             notifier: Notifier::with_backend(backend)?,
@@ -306,11 +324,32 @@ impl<T> Mailbox<T> {
     }
 
     /// The backend of the underlying notifier.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mailbox = wakefd::Mailbox::<u8>::new()?;
+    /// assert_eq!(mailbox.backend(), wakefd::Backend::default());
+    /// # std::io::Result::Ok(())
+    /// ```
     pub fn backend(&self) -> Backend {
         self.notifier.backend()
     }
 
     /// A new handle for sending to this mailbox from any thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let mut mailbox = wakefd::Mailbox::new()?;
+    /// let sender = mailbox.sender();
+    /// std::thread::spawn(move || sender.send(7).unwrap());
+    /// assert!(mailbox.wait(Some(Duration::from_secs(10)))?);
+    /// assert_eq!(mailbox.try_recv(), Ok(7));
+    /// # std::io::Result::Ok(())
+    /// ```
     pub fn sender(&self) -> Sender<T> {
         self.shared.add_sender();
         Sender {
@@ -528,7 +567,21 @@ impl<T> Mailbox<T> {
         self.notifier.announce_sleep() && !self.has_messages()
     }
 
-    /// Announces that the loop is awake, as [`Notifier::announce_awake`].
+    /// Announces that the loop is awake, as [`Notifier::announce_awake`]:
+    /// until the next [`announce_sleep`](Mailbox::announce_sleep), a send
+    /// makes no system call.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut mailbox = wakefd::Mailbox::new()?;
+    /// let sender = mailbox.sender();
+    /// mailbox.announce_awake();
+    /// sender.send("job done").unwrap(); // no system call
+    /// assert_eq!(mailbox.try_recv(), Ok("job done"));
+    /// assert_eq!(mailbox.stats().wakes_written, 0);
+    /// # std::io::Result::Ok(())
+    /// ```
     pub fn announce_awake(&self) {
         self.notifier.announce_awake();
     }
@@ -651,6 +704,22 @@ impl<T> mio::event::Source for Mailbox<T> {
 
 /// The messages [`Mailbox::drain`] took, in order. Those not yielded before
 /// it is dropped stay in the mailbox, first in line, with a wake pending.
+///
+/// # Examples
+///
+/// ```
+/// let mut mailbox = wakefd::Mailbox::new()?;
+/// let sender = mailbox.sender();
+/// for i in 0..5 {
+///     sender.send(i).unwrap();
+/// }
+/// let mut drain = mailbox.drain();
+/// assert_eq!(drain.len(), 5);
+/// assert_eq!(drain.next(), Some(0));
+/// drop(drain); // the other four stay, and a wake is pending for them
+/// assert_eq!(mailbox.drain().collect::<Vec<_>>(), [1, 2, 3, 4]);
+/// # std::io::Result::Ok(())
+/// ```
 pub struct Drain<'a, T> {
     mailbox: &'a mut Mailbox<T>,
 }
@@ -698,6 +767,25 @@ impl<T> fmt::Debug for Drain<'_, T> {
 }
 
 /// Sends messages to a [`Mailbox`] from any thread. Cheap to clone.
+///
+/// # Examples
+///
+/// ```
+/// let mut mailbox = wakefd::Mailbox::new()?;
+/// let sender = mailbox.sender();
+/// let workers: Vec<_> = (0..4)
+///     .map(|id| {
+///         let sender = sender.clone();
+///         std::thread::spawn(move || sender.send(id).unwrap())
+///     })
+///     .collect();
+/// drop(sender);
+/// workers.into_iter().for_each(|w| w.join().unwrap());
+/// let mut got: Vec<i32> = mailbox.drain().collect();
+/// got.sort();
+/// assert_eq!(got, [0, 1, 2, 3]);
+/// # std::io::Result::Ok(())
+/// ```
 pub struct Sender<T> {
     shared: Arc<Shared<T>>,
     waker: Waker,
@@ -765,6 +853,17 @@ impl<T> fmt::Debug for Sender<T> {
 
 /// The error of [`Sender::send`] once the [`Mailbox`] is gone: it gives the
 /// message back in its public field.
+///
+/// # Examples
+///
+/// ```
+/// let mailbox = wakefd::Mailbox::new()?;
+/// let sender = mailbox.sender();
+/// drop(mailbox);
+/// let err = sender.send(String::from("late")).unwrap_err();
+/// assert_eq!(err.into_inner(), "late");
+/// # std::io::Result::Ok(())
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct SendError<T>(pub T);
 
