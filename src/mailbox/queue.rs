@@ -83,7 +83,8 @@ pub(crate) struct Queue<T> {
     /// The top of the stack of free slots, and the ABA tag.
     free: Line<AtomicU64>,
     /// Chunk `k`, or null before it is allocated. Set once, under `grow`;
-    /// read on every slot access, so on lines of its own (below `free`'s).
+    /// read on every slot access, so kept off the lines of `head` and `free`
+    /// (it follows them; it may share a line with `grow`, which is cold).
     chunks: [AtomicPtr<Slot<T>>; CHUNKS],
     /// Serializes allocation: how many chunks exist.
     grow: Mutex<usize>,
