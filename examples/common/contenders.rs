@@ -189,7 +189,8 @@ fn wakefd_mailbox_sleep_aware(
             // `false` is not a lost wake by itself: the wake may have been
             // for messages an earlier drain already took (the loop was
             // awake when they came). Only no progress until the deadline is.
-            if mailbox.poll(poll, events, Some(timeout))? {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if mailbox.poll(poll, events, Some(left))? {
                 got += take_all(mailbox.drain());
                 deadline = Instant::now() + timeout;
             } else if Instant::now() >= deadline {
