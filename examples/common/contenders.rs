@@ -142,9 +142,17 @@ fn consumer_gone() -> io::Error {
     io::Error::new(io::ErrorKind::BrokenPipe, "consumer gone")
 }
 
-/// wakefd: `Sender::send`; the consumer drains the Mailbox on every wake.
-fn wakefd_mailbox(producers: u32, total: u64, timeout: Duration) -> io::Result<Duration> {
-    let mut ev = EventLoop::new()?;
+/// A Mailbox registered with a new event loop, and one `Sender::send`
+/// closure per producer: the setup of both wakefd contenders.
+#[allow(clippy::type_complexity)] // an `impl Trait` can't go in a type alias
+fn wakefd_setup(
+    producers: u32,
+) -> io::Result<(
+    EventLoop,
+    Mailbox<u64>,
+    Vec<impl FnMut(u64) -> io::Result<()> + Send + 'static>,
+)> {
+    let ev = EventLoop::new()?;
     let mut mailbox = Mailbox::<u64>::new()?;
     ev.registry()
         .register(&mut mailbox, TOKEN, Interest::READABLE)?;
@@ -154,6 +162,12 @@ fn wakefd_mailbox(producers: u32, total: u64, timeout: Duration) -> io::Result<D
             move |i| tx.send(i).map_err(|_| consumer_gone())
         })
         .collect();
+    Ok((ev, mailbox, senders))
+}
+
+/// wakefd: `Sender::send`; the consumer drains the Mailbox on every wake.
+fn wakefd_mailbox(producers: u32, total: u64, timeout: Duration) -> io::Result<Duration> {
+    let (mut ev, mut mailbox, senders) = wakefd_setup(producers)?;
     run_producers(senders, total, move |total| {
         let mut got = 0;
         while got < total {
@@ -171,16 +185,7 @@ fn wakefd_mailbox_sleep_aware(
     total: u64,
     timeout: Duration,
 ) -> io::Result<Duration> {
-    let mut ev = EventLoop::new()?;
-    let mut mailbox = Mailbox::<u64>::new()?;
-    ev.registry()
-        .register(&mut mailbox, TOKEN, Interest::READABLE)?;
-    let senders = (0..producers)
-        .map(|_| {
-            let tx = mailbox.sender();
-            move |i| tx.send(i).map_err(|_| consumer_gone())
-        })
-        .collect();
+    let (mut ev, mut mailbox, senders) = wakefd_setup(producers)?;
     run_producers(senders, total, move |total| {
         let mut got = 0;
         let mut deadline = Instant::now() + timeout;
