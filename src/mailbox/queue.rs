@@ -39,7 +39,9 @@
 //!   them onto `free`.
 //!
 //! Loom checks this with 2 senders, a consumer and chunks of one slot, so
-//! that growth and reuse both happen (`queue_loom_tests`).
+//! that growth and reuse both happen (`queue_loom_tests`), and catches a
+//! slot published with a Relaxed compare-and-swap (through the close; the
+//! take path's model does not catch that mutation).
 
 use std::collections::VecDeque;
 use std::mem::MaybeUninit;
@@ -47,7 +49,7 @@ use std::ptr;
 
 use crate::loom::{
     AtomicPtr, AtomicU32, AtomicU64, Mutex,
-    Ordering::{Acquire, Relaxed, Release},
+    Ordering::{self, Acquire, Relaxed, Release},
     UnsafeCell,
 };
 
@@ -157,6 +159,14 @@ impl<T> Queue<T> {
     /// Queues `value`. `Ok(true)` if the queue was empty before it, `Err`
     /// with the value if the queue is closed.
     pub(crate) fn push(&self, value: T) -> Result<bool, T> {
+        self.push_publishing(value, Release)
+    }
+
+    /// `push`, with the ordering of the compare-and-swap that publishes the
+    /// slot as a parameter only so that a loom model can break it
+    /// (`broken_relaxed_publish_is_caught`); everything else passes
+    /// `Release`.
+    fn push_publishing(&self, value: T, publish: Ordering) -> Result<bool, T> {
         if self.head.load(Relaxed) & CLOSED != 0 {
             return Err(value);
         }
@@ -176,7 +186,7 @@ impl<T> Queue<T> {
             // Release: publishes the message and `next` (module doc).
             match self
                 .head
-                .compare_exchange_weak(top, id as u64, Release, Relaxed)
+                .compare_exchange_weak(top, id as u64, publish, Relaxed)
             {
                 Ok(_) => return Ok(top as u32 == NIL),
                 Err(actual) => top = actual,

@@ -10,6 +10,7 @@ use loom::sync::Arc;
 use loom::thread;
 
 use super::Queue;
+use crate::loom::Ordering::Relaxed;
 
 /// Every message is taken exactly once, in order per producer, and the
 /// queue's "was empty" answer is right for the first push.
@@ -68,5 +69,25 @@ fn close_racing_push() {
         drop(taken);
         assert_eq!(Arc::strong_count(&msg), 1);
         assert!(queue.push(Arc::clone(&msg)).is_err());
+    });
+}
+
+/// `close_racing_push` with the slot published by a Relaxed
+/// compare-and-swap: the close may then take the slot's id before the chunk
+/// that holds it is visible. The model must catch that.
+#[test]
+#[should_panic(expected = "a slot in a chunk not yet visible")]
+fn broken_relaxed_publish_is_caught() {
+    loom::model(|| {
+        let queue = Arc::new(Queue::<Arc<()>>::new());
+        let msg = Arc::new(());
+        let producer = {
+            let (queue, msg) = (Arc::clone(&queue), Arc::clone(&msg));
+            thread::spawn(move || queue.push_publishing(msg, Relaxed).is_ok())
+        };
+        let mut taken = VecDeque::new();
+        queue.close(&mut taken);
+        let pushed = producer.join().unwrap();
+        assert_eq!(taken.len(), usize::from(pushed));
     });
 }
