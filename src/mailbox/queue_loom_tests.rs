@@ -10,34 +10,41 @@ use loom::sync::Arc;
 use loom::thread;
 
 use super::Queue;
-use crate::loom::Ordering::Relaxed;
+use crate::loom::Ordering::{self, Relaxed, Release};
 
-/// Every message is taken exactly once, in order per producer, and the
-/// queue's "was empty" answer is right for the first push.
-#[test]
-fn two_producers_one_consumer_with_reuse() {
+/// Every message is taken exactly once, in order per producer. The
+/// consumer takes twice while the producers push (so that freed slots are
+/// reused), on a thread of its own: from the main thread, loom explored its
+/// takes only as a block before or after the pushes, and missed the broken
+/// publish below.
+fn producers_and_consumer(publish: Ordering) {
     let mut builder = loom::model::Builder::new();
     builder.preemption_bound = Some(2);
-    builder.check(|| {
+    builder.check(move || {
         let queue = Arc::new(Queue::<(usize, u32)>::new());
         let producers: Vec<_> = (0..2)
             .map(|p| {
                 let queue = Arc::clone(&queue);
                 thread::spawn(move || {
                     for seq in 0..2 {
-                        queue.push((p, seq)).unwrap();
+                        queue.push_publishing((p, seq), publish).unwrap();
                     }
                 })
             })
             .collect();
-
-        let mut got = VecDeque::new();
-        // Take while they push, so that freed slots are reused.
-        queue.take_all(&mut got);
-        queue.take_all(&mut got);
+        let consumer = {
+            let queue = Arc::clone(&queue);
+            thread::spawn(move || {
+                let mut got = VecDeque::new();
+                queue.take_all(&mut got);
+                queue.take_all(&mut got);
+                got
+            })
+        };
         for producer in producers {
             producer.join().unwrap();
         }
+        let mut got = consumer.join().unwrap();
         queue.take_all(&mut got);
 
         let mut next = [0u32; 2];
@@ -48,6 +55,19 @@ fn two_producers_one_consumer_with_reuse() {
         assert_eq!(next, [2, 2], "a message was lost");
         assert!(queue.is_empty());
     });
+}
+
+#[test]
+fn two_producers_one_consumer_with_reuse() {
+    producers_and_consumer(Release);
+}
+
+/// The slot published by a Relaxed compare-and-swap: the consumer's take
+/// then reads a slot (or a chunk) whose write it is not ordered after.
+#[test]
+#[should_panic]
+fn broken_relaxed_publish_is_caught_by_the_take() {
+    producers_and_consumer(Relaxed);
 }
 
 /// Closing hands a racing push its message back or takes it: never both,
