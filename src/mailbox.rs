@@ -9,10 +9,13 @@
 //! told by its next `poll`, which then does not block.) How each path keeps
 //! it:
 //!
-//! * **send**: the queue is a lock-free stack whose push tells the sender
-//!   whether it was empty (`mailbox/queue.rs`). Only the send that finds it
-//!   empty wakes the loop; the messages behind it are taken by the same take
-//!   as its own. A send whose wake write failed makes the next send wake
+//! * **send**: every `Sender` has a lane of its own (`mailbox/lanes.rs`), a
+//!   lock-free stack whose push tells the sender whether it was empty
+//!   (`mailbox/queue.rs`); the send that finds its lane empty lists the lane
+//!   on a stack of lanes with messages, and that listing tells it whether
+//!   the whole mailbox was empty. Only the send that finds the mailbox empty
+//!   wakes the loop; the messages behind it are taken by the same take as
+//!   its own. A send whose wake write failed makes the next send wake
 //!   too, and the notifier's `FAILED` bit makes that wake a write.
 //! * **the loop's side re-arms before it takes**: every call that looks at
 //!   the queue first re-arms the notifier (read the fd if needed, clear the
@@ -48,13 +51,14 @@ use crate::loom::{
 use crate::notifier::Stats;
 use crate::{sys, Backend, Notifier, Waker};
 
+mod lanes;
 mod queue;
 
-use queue::Queue;
+use lanes::{Lane, Lanes};
 
 /// What the Mailbox and its Senders share.
 pub(crate) struct Shared<T> {
-    queue: Queue<T>,
+    queue: Lanes<T>,
     /// Live `Sender`s.
     senders: AtomicUsize,
     /// A `Sender` has existed: "disconnected" means they all went.
@@ -67,7 +71,7 @@ pub(crate) struct Shared<T> {
 impl<T> Shared<T> {
     pub(crate) fn new() -> Shared<T> {
         Shared {
-            queue: Queue::new(),
+            queue: Lanes::new(),
             senders: AtomicUsize::new(0),
             had_senders: AtomicBool::new(false),
             rewake: AtomicBool::new(false),
@@ -81,9 +85,11 @@ impl<T> Shared<T> {
         self.senders.load(Acquire) == 0 && self.had_senders.load(Relaxed)
     }
 
-    fn add_sender(&self) {
+    /// Counts a new `Sender` and gives it a lane.
+    fn add_sender(&self) -> Arc<Lane<T>> {
         self.had_senders.store(true, Relaxed);
         self.senders.fetch_add(1, Relaxed);
+        self.queue.attach()
     }
 }
 
@@ -140,11 +146,12 @@ impl<T> Local<T> {
 /// wake failed before). `wake` is `Waker::notify`.
 pub(crate) fn send_with<T>(
     shared: &Shared<T>,
+    lane: &Lane<T>,
     msg: T,
     wake: impl Fn() -> io::Result<()>,
 ) -> Result<(), SendError<T>> {
     let retry_wake = &wake;
-    let was_empty = shared.queue.push(msg).map_err(SendError)?;
+    let was_empty = shared.queue.push(lane, msg).map_err(SendError)?;
     // The load first: the swap is a write to a shared line, done only in
     // the rare case that a wake failed.
     let retry = !was_empty && shared.rewake.load(Relaxed) && shared.rewake.swap(false, AcqRel);
@@ -351,8 +358,8 @@ impl<T> Mailbox<T> {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn sender(&self) -> Sender<T> {
-        self.shared.add_sender();
         Sender {
+            lane: self.shared.add_sender(),
             shared: Arc::clone(&self.shared),
             waker: self.notifier.waker(),
         }
@@ -360,6 +367,13 @@ impl<T> Mailbox<T> {
 
     /// Re-arms the wake and takes every message queued now: FIFO per sender,
     /// after any left by an earlier `Drain` or `try_recv`.
+    ///
+    /// Each [`Sender`] (each clone) queues into a lane of its own, so that
+    /// senders on different threads share no memory per message. Within a
+    /// drain, the senders' messages come sender by sender, in the order in
+    /// which each sender's first message since the last drain arrived; there
+    /// is no order between two senders' messages beyond that (as between two
+    /// threads' sends through one channel).
     ///
     /// Call it when the mailbox is readable. If the `Drain` is dropped before
     /// it is exhausted, the rest stay in the mailbox, first in line, and a
@@ -766,7 +780,16 @@ impl<T> fmt::Debug for Drain<'_, T> {
     }
 }
 
-/// Sends messages to a [`Mailbox`] from any thread. Cheap to clone.
+/// Sends messages to a [`Mailbox`] from any thread.
+///
+/// Every `Sender`, and every clone of one, queues into a lane of its own,
+/// so give each sending thread its own clone: senders on different threads
+/// then share no memory per message. A `Sender` shared by reference between
+/// threads works too (its lane is a multi-producer queue), but a message
+/// may then wait for another thread's send in progress on the same lane.
+/// A dropped `Sender`'s lane goes to the next one made, so cloning a
+/// `Sender` per job allocates nothing once the most clones ever alive at
+/// once exist; a clone or drop takes a short lock.
 ///
 /// # Examples
 ///
@@ -788,6 +811,8 @@ impl<T> fmt::Debug for Drain<'_, T> {
 /// ```
 pub struct Sender<T> {
     shared: Arc<Shared<T>>,
+    /// This Sender's own queue (`mailbox/lanes.rs`).
+    lane: Arc<Lane<T>>,
     waker: Waker,
 }
 
@@ -820,14 +845,14 @@ impl<T> Sender<T> {
         if self.waker.inherited() {
             return Err(SendError(msg));
         }
-        send_with(&self.shared, msg, || self.waker.notify())
+        send_with(&self.shared, &self.lane, msg, || self.waker.notify())
     }
 }
 
 impl<T> Clone for Sender<T> {
     fn clone(&self) -> Sender<T> {
-        self.shared.add_sender();
         Sender {
+            lane: self.shared.add_sender(),
             shared: Arc::clone(&self.shared),
             waker: self.waker.clone(),
         }
@@ -836,6 +861,7 @@ impl<T> Clone for Sender<T> {
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
+        self.shared.queue.detach(&self.lane);
         // AcqRel: the loop's Acquire load of 0 sees every send made before.
         if self.shared.senders.fetch_sub(1, AcqRel) == 1 {
             // The last one: wake the loop so that it learns of it. Errors

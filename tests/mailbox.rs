@@ -2,7 +2,7 @@
 
 mod util;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
@@ -318,4 +318,82 @@ fn senders_from_several_threads_are_fifo_each_with_wait() {
     for s in senders {
         s.join().unwrap();
     }
+}
+
+/// One `Sender` shared by reference among threads (it is `Sync`), against a
+/// mio loop: nothing lost or duplicated, each thread's messages in the
+/// order it sent them.
+#[test]
+fn one_sender_shared_by_threads_loses_nothing_and_keeps_each_threads_order() {
+    const THREADS: usize = 4;
+    const PER_THREAD: u32 = 50_000;
+    for_each_backend!(|backend| {
+        let mut poll = Poll::new().unwrap();
+        let mut mailbox = Mailbox::with_backend(backend).unwrap();
+        poll.registry()
+            .register(&mut mailbox, MAILBOX, Interest::READABLE)
+            .unwrap();
+        let sender = mailbox.sender();
+        let mut events = Events::with_capacity(8);
+        thread::scope(|s| {
+            for id in 0..THREADS {
+                let sender = &sender;
+                s.spawn(move || {
+                    for seq in 0..PER_THREAD {
+                        sender.send((id, seq)).unwrap();
+                    }
+                });
+            }
+            let mut next = [0u32; THREADS];
+            while next.iter().sum::<u32>() < THREADS as u32 * PER_THREAD {
+                poll_retrying(&mut poll, &mut events, Some(TIMEOUT));
+                assert!(!events.is_empty(), "{backend}: lost wake at {next:?}");
+                for (id, seq) in mailbox.drain() {
+                    assert_eq!(seq, next[id], "{backend}: thread {id}");
+                    next[id] += 1;
+                }
+            }
+        });
+    });
+}
+
+/// Senders made and dropped while others send: the messages of a dropped
+/// Sender still arrive, each Sender's in order, and a Sender made from one
+/// whose Mailbox is gone (new, or reusing a dropped Sender's queue) fails.
+#[test]
+fn senders_come_and_go_without_losing_messages() {
+    for_each_backend!(|backend| {
+        let mut mailbox = Mailbox::with_backend(backend).unwrap();
+        let keeper = mailbox.sender();
+        let mut got = Vec::new();
+        for round in 0..100u32 {
+            // A short-lived Sender per round, dropped before the drain.
+            let sender = keeper.clone();
+            sender.send((round, 0)).unwrap();
+            sender.send((round, 1)).unwrap();
+            drop(sender);
+            keeper.send((u32::MAX, round)).unwrap();
+            if round % 3 == 0 {
+                got.extend(mailbox.drain());
+            }
+        }
+        got.extend(mailbox.drain());
+        assert_eq!(got.len(), 300, "{backend}");
+        let mut next = HashMap::new();
+        for (who, seq) in got {
+            let expected = next.entry(who).or_insert(0);
+            assert_eq!(seq, *expected, "{backend}: sender {who}");
+            *expected += 1;
+        }
+        assert_eq!(next[&u32::MAX], 100, "{backend}");
+
+        let idle = keeper.clone();
+        drop(idle); // its queue is idle now, and reused below
+        drop(mailbox);
+        let reused = keeper.clone();
+        let new = keeper.clone();
+        assert_eq!(reused.send((0, 0)).unwrap_err().0, (0, 0), "{backend}");
+        assert_eq!(new.send((0, 1)).unwrap_err().0, (0, 1), "{backend}");
+        assert_eq!(keeper.send((0, 2)).unwrap_err().0, (0, 2), "{backend}");
+    });
 }

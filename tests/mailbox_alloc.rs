@@ -46,8 +46,17 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// `ALLOCS` is global: tests that count run one at a time, so that one
+/// test's allocations never show up in another's count.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn steady_traffic_allocates_nothing_per_message() {
+    let _serial = serial();
     for backend in wakefd::Backend::available() {
         let mut mailbox = Mailbox::<u64>::with_backend(backend).unwrap();
         let sender = mailbox.sender();
@@ -84,6 +93,7 @@ fn steady_traffic_allocates_nothing_per_message() {
 /// after warm-up, no thread allocates (the queue's slots are recycled).
 #[test]
 fn four_senders_allocate_nothing_per_message_in_steady_state() {
+    let _serial = serial();
     use std::sync::{Arc, Barrier};
     const SENDERS: usize = 4;
     const BURST: u64 = 64;
@@ -128,5 +138,43 @@ fn four_senders_allocate_nothing_per_message_in_steady_state() {
         assert_eq!(after - before, 0, "{backend}: allocations in steady state");
         let rounds = (WARMUP + ROUNDS) as u64;
         assert_eq!(sum, rounds * SENDERS as u64 * (0..BURST).sum::<u64>());
+    }
+}
+
+/// A `Sender` cloned for every message and dropped after it (a job per
+/// message on a pool), with up to 8 alive at once: after warm-up, nothing
+/// allocates, since a new Sender takes the queue a dropped one gave back.
+#[test]
+fn a_sender_cloned_per_message_allocates_nothing_in_steady_state() {
+    let _serial = serial();
+    for backend in wakefd::Backend::available() {
+        let mut mailbox = Mailbox::<u64>::with_backend(backend).unwrap();
+        let sender = mailbox.sender();
+        let mut alive = Vec::with_capacity(8);
+        let mut sum = 0;
+        let mut round = |n: u64| {
+            for i in 0..n {
+                let clone = sender.clone();
+                clone.send(i).unwrap();
+                alive.push(clone);
+                if alive.len() == 8 {
+                    alive.clear();
+                }
+            }
+            alive.clear();
+            sum += mailbox.drain().sum::<u64>();
+        };
+        for _ in 0..4 {
+            round(64);
+        }
+        let before = ALLOCS.load(Ordering::Relaxed);
+        COUNTING.with(|c| c.set(true));
+        for _ in 0..1_000 {
+            round(64);
+        }
+        COUNTING.with(|c| c.set(false));
+        let after = ALLOCS.load(Ordering::Relaxed);
+        assert_eq!(after - before, 0, "{backend}: allocations in steady state");
+        assert_eq!(sum, 1_004 * (0..64).sum::<u64>());
     }
 }

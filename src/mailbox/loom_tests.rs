@@ -19,7 +19,7 @@ use loom::sync::Arc;
 use loom::thread;
 
 use super::{
-    leftovers_with, refill_with, send_with, try_recv_with, Bell, Local, SendError, Shared,
+    leftovers_with, refill_with, send_with, try_recv_with, Bell, Lane, Local, SendError, Shared,
     TryRecvError,
 };
 use crate::state::{Signal, State};
@@ -65,11 +65,16 @@ impl Bell for FakeBell {
     }
 }
 
-type Send = fn(&Shared<u32>, u32, &FakeBell) -> Result<(), SendError<u32>>;
+type Send = fn(&Shared<u32>, &Lane<u32>, u32, &FakeBell) -> Result<(), SendError<u32>>;
 type Consume = fn(&Shared<u32>, &mut Local<u32>, &FakeBell, &mut Vec<u32>);
 
-fn send(shared: &Shared<u32>, msg: u32, bell: &FakeBell) -> Result<(), SendError<u32>> {
-    send_with(shared, msg, || bell.state.notify(&bell.fd).map(drop))
+fn send(
+    shared: &Shared<u32>,
+    lane: &Lane<u32>,
+    msg: u32,
+    bell: &FakeBell,
+) -> Result<(), SendError<u32>> {
+    send_with(shared, lane, msg, || bell.state.notify(&bell.fd).map(drop))
 }
 
 /// One `try_recv` per readiness event.
@@ -93,8 +98,22 @@ fn drain_one(shared: &Shared<u32>, local: &mut Local<u32>, bell: &FakeBell, got:
 
 /// Two senders send one message each (sender 0 sends `per_sender[0]`,
 /// sender 1 `per_sender[1]`); the loop consumes with `consume` on each
-/// readiness event, at most `steps` times.
+/// readiness event, at most `steps` times. Each sender has a lane of its
+/// own, as two `Sender`s do.
 fn scenario(name: &str, send: Send, consume: Consume, per_sender: [u32; 2], steps: usize) {
+    scenario_with(name, send, consume, per_sender, steps, false);
+}
+
+/// `scenario`, with both senders on one lane if `one_lane` (one `Sender`
+/// shared by two threads).
+fn scenario_with(
+    name: &str,
+    send: Send,
+    consume: Consume,
+    per_sender: [u32; 2],
+    steps: usize,
+    one_lane: bool,
+) {
     let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = std::sync::Arc::clone(&runs);
     let mut builder = loom::model::Builder::new();
@@ -107,13 +126,19 @@ fn scenario(name: &str, send: Send, consume: Consume, per_sender: [u32; 2], step
             fd: FakeFd::default(),
         });
         let done = Arc::new(AtomicUsize::new(0));
+        let first = shared.queue.attach();
         let senders: Vec<_> = (0..2)
             .map(|s| {
                 let (shared, bell, done) =
                     (Arc::clone(&shared), Arc::clone(&bell), Arc::clone(&done));
+                let lane = if one_lane || s == 0 {
+                    std::sync::Arc::clone(&first)
+                } else {
+                    shared.queue.attach()
+                };
                 thread::spawn(move || {
                     for i in 0..per_sender[s] {
-                        send(&shared, s as u32 * 10 + i, &bell).unwrap();
+                        send(&shared, &lane, s as u32 * 10 + i, &bell).unwrap();
                     }
                     done.fetch_add(1, Release);
                 })
@@ -165,6 +190,20 @@ fn try_recv_once_per_event_strands_nothing() {
         try_recv_once,
         [2, 1],
         4,
+    );
+}
+
+/// Two threads share one `Sender`, so one lane: a send that finds the lane
+/// non-empty relies on the one that listed it (or is about to).
+#[test]
+fn a_shared_sender_strands_nothing() {
+    scenario_with(
+        "a_shared_sender_strands_nothing",
+        send,
+        drain_one,
+        [2, 1],
+        4,
+        true,
     );
 }
 
@@ -226,9 +265,14 @@ fn broken_rearm_after_take() {
 #[test]
 #[should_panic(expected = "stranded")]
 fn broken_wake_from_stale_emptiness() {
-    fn send(shared: &Shared<u32>, msg: u32, bell: &FakeBell) -> Result<(), SendError<u32>> {
+    fn send(
+        shared: &Shared<u32>,
+        lane: &Lane<u32>,
+        msg: u32,
+        bell: &FakeBell,
+    ) -> Result<(), SendError<u32>> {
         let was_empty = shared.queue.is_empty();
-        shared.queue.push(msg).map_err(SendError)?;
+        shared.queue.push(lane, msg).map_err(SendError)?;
         if was_empty {
             bell.state.notify(&bell.fd).unwrap();
         }
@@ -251,11 +295,11 @@ fn disconnect_after_send_is_seen_after_the_message() {
             state: State::new(),
             fd: FakeFd::default(),
         });
-        shared.add_sender();
+        let lane = shared.add_sender();
         let sender = {
             let (shared, bell) = (Arc::clone(&shared), Arc::clone(&bell));
             thread::spawn(move || {
-                send(&shared, 7, &bell).unwrap();
+                send(&shared, &lane, 7, &bell).unwrap();
                 // Sender::drop
                 if shared.senders.fetch_sub(1, AcqRel) == 1 {
                     bell.state.notify(&bell.fd).unwrap();

@@ -1,6 +1,6 @@
-//! The Mailbox's queue: a lock-free stack of message slots that the consumer
-//! takes whole, with slots recycled through a free list, so that steady
-//! traffic allocates nothing.
+//! One lane of the Mailbox's queue (`lanes.rs`): a lock-free stack of
+//! message slots that the consumer takes whole, with slots recycled through
+//! a free list, so that steady traffic allocates nothing.
 //!
 //! # Shape
 //!
@@ -15,9 +15,9 @@
 //!   empty wakes the loop" rule, decided atomically with the push. A `CLOSED`
 //!   bit above the id makes pushes fail once the Mailbox is gone.
 //! * **The consumer** swaps `head` to empty (taking every queued slot at once),
-//!   reverses the chain to get the messages oldest first (FIFO overall, so
-//!   FIFO per sender), moves them out, and pushes the whole chain onto the
-//!   free list with one CAS.
+//!   reverses the chain to get the messages oldest first (FIFO for the
+//!   lane, so per `Sender`), moves them out, and pushes the whole chain onto
+//!   the free list with one CAS.
 //! * **`free`** is a second Treiber stack, of empty slots. Senders pop from it
 //!   concurrently, so it carries an ABA tag in its upper 32 bits: a pop that
 //!   read a slot's `next` and was then overtaken (the slot popped, reused and
@@ -40,8 +40,8 @@
 //!
 //! Loom checks this with 2 senders, a consumer and chunks of one slot, so
 //! that growth and reuse both happen (`queue_loom_tests`), and catches a
-//! slot published with a Relaxed compare-and-swap (through the close; the
-//! take path's model does not catch that mutation).
+//! slot published with a Relaxed compare-and-swap, through the take and
+//! through the close.
 
 use std::collections::VecDeque;
 use std::mem::MaybeUninit;
@@ -98,7 +98,7 @@ pub(crate) struct Queue<T> {
 /// reading. 128 bytes: x86's adjacent-line prefetcher pulls lines in pairs
 /// (crossbeam's `CachePadded` pads the same way).
 #[repr(align(128))]
-struct Line<T>(T);
+pub(super) struct Line<T>(pub(super) T);
 
 impl<T> std::ops::Deref for Line<T> {
     type Target = T;

@@ -1,0 +1,226 @@
+//! The Mailbox's queue: one lane per `Sender`, and a stack of the lanes
+//! that have messages, so that senders on different threads write no
+//! shared memory per message.
+//!
+//! # Shape
+//!
+//! * **A lane** is a [`Queue`] (`queue.rs`: a lock-free stack of recycled
+//!   slots whose push says whether it was empty) plus a link. Every `Sender`
+//!   gets a lane of its own when it is made, and gives it back to an idle
+//!   pool when it is dropped; a new `Sender` takes an idle lane before a new
+//!   one is allocated, so lanes are as many as the most `Sender`s ever alive
+//!   at once, and a steady stream of clones allocates nothing. A lane may
+//!   still hold messages when it changes hands: they stay ahead of the new
+//!   owner's, and the loop takes them as usual. A `Sender` shared by several
+//!   threads (it is `Sync`) shares its lane, which is a multi-producer queue.
+//! * **`ready`** is a Treiber stack of *listed* lanes. A lane is listed by
+//!   the send whose push found it empty, and unlisted by the consumer, who
+//!   swaps the whole stack out and then takes each lane's messages. So a
+//!   lane is on the stack (or in the consumer's hands) from its first
+//!   message after a take until the next take: at most once, which is why
+//!   the link can live in the lane. Only pushes and whole-stack swaps touch
+//!   `ready`, so it has no ABA problem.
+//! * **"Was the mailbox empty?"** is answered by the listing push: the send
+//!   that lists a lane onto an empty `ready` is the one that wakes the loop
+//!   (the Mailbox's rule, decided atomically with the listing). A send that
+//!   finds its lane non-empty does not list it: the lane is listed, or about
+//!   to be by the send that found it empty, or in the hands of a consumer
+//!   who has not taken it yet; in each case the consumer's take of the lane
+//!   is later in the lane's modification order, and gets the message.
+//!
+//! The cost of that: while one thread is between its push into a shared
+//! lane and the listing of it, a second thread's message in the same lane
+//! waits for the first to finish its send (as in every multi-producer queue
+//! whose push takes two steps). Senders with lanes of their own never wait
+//! for each other.
+//!
+//! Order: FIFO per lane, so per `Sender`. Between lanes, a take hands them
+//! out in the order they were listed.
+//!
+//! # Orderings
+//!
+//! * A lane's messages: `queue.rs` (its push is a Release RMW, its take an
+//!   Acquire RMW).
+//! * The link: the lister writes `next` (Relaxed) before its Release CAS on
+//!   `ready`; the consumer's Acquire swap of `ready` makes every link of the
+//!   chain visible, and no send writes the link of a lane in a taken chain
+//!   until the consumer has taken the lane (it is not empty before).
+//! * The consumer reverses the chain through a second link, `back`, that
+//!   only it touches. Reversing through `next` would race: the consumer's
+//!   write to `next` and a later lister's are not ordered by happens-before
+//!   (the lister learns that the lane is empty from the lane's head, which
+//!   the consumer's take does not release), so the lister's link could be
+//!   overwritten by the consumer's older one in the modification order, and
+//!   the lanes behind it lost (`broken_reversal_through_the_senders_link`,
+//!   which loom found while checking an earlier draft that did this).
+//!
+//! Loom checks this in `lanes_loom_tests.rs`.
+
+use std::collections::VecDeque;
+use std::ptr;
+use std::sync::Arc;
+
+use super::queue::{Line, Queue};
+use crate::loom::{
+    AtomicPtr, Mutex,
+    Ordering::{Acquire, Relaxed, Release},
+};
+
+/// One `Sender`'s queue, and its link in `ready`.
+pub(crate) struct Lane<T> {
+    queue: Queue<T>,
+    /// The next lane down `ready`: written by the send that lists the lane,
+    /// read by the consumer after it has swapped the lane out.
+    next: AtomicPtr<Lane<T>>,
+    /// The lane listed after this one, in a chain the consumer has taken:
+    /// the consumer's alone.
+    back: AtomicPtr<Lane<T>>,
+}
+
+/// Every lane, the idle ones, and whether the Mailbox is gone.
+struct Registry<T> {
+    all: Vec<Arc<Lane<T>>>,
+    idle: Vec<Arc<Lane<T>>>,
+    closed: bool,
+}
+
+pub(crate) struct Lanes<T> {
+    /// The top of the stack of listed lanes.
+    ready: Line<AtomicPtr<Lane<T>>>,
+    /// Taken by `Sender` creation and drop only, never per message.
+    registry: Mutex<Registry<T>>,
+}
+
+// SAFETY: `ready` holds pointers to lanes that `registry` keeps alive for as
+// long as `Lanes` lives; lanes are `Send + Sync` for `T: Send` (their queue
+// is), and only the consumer follows the pointers (see the module doc).
+unsafe impl<T: Send> Send for Lanes<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for Lanes<T> {}
+
+impl<T> Lanes<T> {
+    pub(crate) fn new() -> Lanes<T> {
+        Lanes {
+            ready: Line(AtomicPtr::new(ptr::null_mut())),
+            registry: Mutex::new(Registry {
+                all: Vec::new(),
+                idle: Vec::new(),
+                closed: false,
+            }),
+        }
+    }
+
+    fn registry(&self) -> impl std::ops::DerefMut<Target = Registry<T>> + '_ {
+        // No code panics while holding it; a poisoned lock changes nothing.
+        self.registry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A lane for a new `Sender`: an idle one, or a new one (closed if the
+    /// Mailbox is gone, so that its sends fail).
+    pub(crate) fn attach(&self) -> Arc<Lane<T>> {
+        let mut registry = self.registry();
+        if let Some(lane) = registry.idle.pop() {
+            return lane;
+        }
+        let lane = Arc::new(Lane {
+            queue: Queue::new(),
+            next: AtomicPtr::new(ptr::null_mut()),
+            back: AtomicPtr::new(ptr::null_mut()),
+        });
+        if registry.closed {
+            lane.queue.close(&mut VecDeque::new());
+        }
+        registry.all.push(Arc::clone(&lane));
+        lane
+    }
+
+    /// Gives a dropped `Sender`'s lane back for the next one.
+    pub(crate) fn detach(&self, lane: &Arc<Lane<T>>) {
+        self.registry().idle.push(Arc::clone(lane));
+    }
+
+    /// Whether nothing is queued (a hint for the loop: a send may land at
+    /// any time).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.ready.load(Acquire).is_null()
+    }
+
+    /// Queues `value` in `lane`. `Ok(true)` if the mailbox was empty before
+    /// it (this send listed its lane onto an empty `ready`), `Err` with the
+    /// value if the Mailbox is gone.
+    pub(crate) fn push(&self, lane: &Lane<T>, value: T) -> Result<bool, T> {
+        if !lane.queue.push(value)? {
+            return Ok(false);
+        }
+        // The lane was empty: list it.
+        let this = lane as *const Lane<T> as *mut Lane<T>;
+        let mut top = self.ready.load(Relaxed);
+        loop {
+            lane.next.store(top, Relaxed);
+            // Release: publishes the link (module doc).
+            match self
+                .ready
+                .compare_exchange_weak(top, this, Release, Relaxed)
+            {
+                Ok(_) => return Ok(top.is_null()),
+                Err(actual) => top = actual,
+            }
+        }
+    }
+
+    /// Moves every queued message to the back of `out`: lane by lane in the
+    /// order they were listed, each lane oldest first. The number moved.
+    /// Only the consumer calls this.
+    pub(crate) fn take_all(&self, out: &mut VecDeque<T>) -> usize {
+        self.take_all_linking(out, |lane| &lane.back)
+    }
+
+    /// `take_all`, with the field that holds the reversed chain as a
+    /// parameter only so that a loom model can break it
+    /// (`broken_reversal_through_the_senders_link`); everything else
+    /// passes `back`.
+    fn take_all_linking(
+        &self,
+        out: &mut VecDeque<T>,
+        back: impl Fn(&Lane<T>) -> &AtomicPtr<Lane<T>>,
+    ) -> usize {
+        if self.is_empty() {
+            return 0;
+        }
+        // Acquire: every link of the chain (module doc).
+        let mut cur = self.ready.swap(ptr::null_mut(), Acquire);
+        // Reverse the chain, so that the lane listed first is taken first.
+        let mut prev = ptr::null_mut();
+        while !cur.is_null() {
+            // SAFETY: every pointer on `ready` is a lane kept alive by
+            // `registry` for as long as `self` lives.
+            let lane = unsafe { &*cur };
+            back(lane).store(prev, Relaxed);
+            prev = cur;
+            cur = lane.next.load(Relaxed);
+        }
+        let mut n = 0;
+        let mut cur = prev;
+        while !cur.is_null() {
+            // SAFETY: as above.
+            let lane = unsafe { &*cur };
+            n += lane.queue.take_all(out);
+            cur = back(lane).load(Relaxed);
+        }
+        n
+    }
+
+    /// Closes every lane (sends fail from now on, and lanes made later are
+    /// closed) and moves what was queued to `out`. Only the consumer calls
+    /// this.
+    pub(crate) fn close(&self, out: &mut VecDeque<T>) -> usize {
+        let mut registry = self.registry();
+        registry.closed = true;
+        self.ready.swap(ptr::null_mut(), Acquire);
+        registry.all.iter().map(|lane| lane.queue.close(out)).sum()
+    }
+}
+
+#[cfg(all(test, wakefd_loom))]
+#[path = "lanes_loom_tests.rs"]
+mod lanes_loom_tests;
