@@ -85,11 +85,16 @@ impl<T> Shared<T> {
         self.senders.load(Acquire) == 0 && self.had_senders.load(Relaxed)
     }
 
-    /// Counts a new `Sender` and gives it a lane.
-    fn add_sender(&self) -> Arc<Lane<T>> {
+    /// Counts a new `Sender` and gives it a lane (in a forked child, a
+    /// closed one of its own: see `Lanes::orphan`).
+    fn add_sender(&self, inherited: bool) -> Arc<Lane<T>> {
         self.had_senders.store(true, Relaxed);
         self.senders.fetch_add(1, Relaxed);
-        self.queue.attach()
+        if inherited {
+            Lanes::orphan()
+        } else {
+            self.queue.attach()
+        }
     }
 }
 
@@ -359,7 +364,7 @@ impl<T> Mailbox<T> {
     /// ```
     pub fn sender(&self) -> Sender<T> {
         Sender {
-            lane: self.shared.add_sender(),
+            lane: self.shared.add_sender(self.forked()),
             shared: Arc::clone(&self.shared),
             waker: self.notifier.waker(),
         }
@@ -663,9 +668,14 @@ unsafe impl<T: Send> Sync for Mailbox<T> {}
 impl<T> Drop for Mailbox<T> {
     fn drop(&mut self) {
         // Close the queue: a send either got in before (and its message is
-        // dropped here, exactly once) or gets its message back.
+        // dropped here, exactly once) or gets its message back. Not in a
+        // forked child, whose sends fail anyway: closing takes a lock that a
+        // thread of the parent may have held at the fork, and what is
+        // queued is dropped with the last `Sender` instead.
         let mut queued = std::mem::take(&mut self.local.buf);
-        self.shared.queue.close(&mut queued);
+        if !self.forked() {
+            self.shared.queue.close(&mut queued);
+        }
         drop(queued);
     }
 }
@@ -852,7 +862,7 @@ impl<T> Sender<T> {
 impl<T> Clone for Sender<T> {
     fn clone(&self) -> Sender<T> {
         Sender {
-            lane: self.shared.add_sender(),
+            lane: self.shared.add_sender(self.waker.inherited()),
             shared: Arc::clone(&self.shared),
             waker: self.waker.clone(),
         }
@@ -861,7 +871,11 @@ impl<T> Clone for Sender<T> {
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
-        self.shared.queue.detach(&self.lane);
+        // In a forked child, no lock: a thread of the parent may have held
+        // it at the fork (the lane is simply not reused).
+        if !self.waker.inherited() {
+            self.shared.queue.detach(&self.lane);
+        }
         // AcqRel: the loop's Acquire load of 0 sees every send made before.
         if self.shared.senders.fetch_sub(1, AcqRel) == 1 {
             // The last one: wake the loop so that it learns of it. Errors

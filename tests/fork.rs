@@ -2,7 +2,9 @@
 //! Cargo.toml): `main` runs the cases one after the other on the only
 //! thread of the process, so each `fork()` copies a single-threaded process
 //! and the child may allocate (the "belongs to the parent process" error
-//! message is allocated) without meeting a lock another thread held.
+//! message is allocated) without meeting a lock another thread held. The
+//! last case is the exception: it forks while a second thread takes the
+//! Mailbox's lock, to show that the child never waits for it.
 //!
 //! Each case forks; the child checks what it can do with the objects it
 //! inherited and `_exit`s with 0, or with the number of the first check that
@@ -19,6 +21,8 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::panic::{self, AssertUnwindSafe};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
 use std::time::Duration;
 
 use mio::{Events, Poll};
@@ -318,6 +322,52 @@ fn child_dropping_an_inherited_drain_does_not_wake_the_parent(backend: Backend) 
 
 // ---- the harness ----
 
+/// (e) A thread of the parent makes and drops Senders (each takes a short
+/// lock) while the parent forks again and again: in the child, cloning and
+/// dropping an inherited Sender and dropping the Mailbox never wait for a
+/// lock that thread held at the fork. (The child arms an alarm, so a
+/// deadlock kills it instead of hanging the test.) Runs last: the only case
+/// with a second thread, which it joins.
+fn child_sender_and_mailbox_drops_never_block_on_the_parents_lock(backend: Backend) {
+    const FORKS: usize = 200;
+    let mut mailbox_slot = Some(Mailbox::<u32>::with_backend(backend).unwrap());
+    let sender = mailbox_slot.as_ref().unwrap().sender();
+    let stop = AtomicBool::new(false);
+    thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                drop(sender.clone());
+            }
+        });
+        // Stops the thread also when a check below panics, so that the
+        // scope can join it.
+        struct Stop<'a>(&'a AtomicBool);
+        impl Drop for Stop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+        let _stop = Stop(&stop);
+        for _ in 0..FORKS {
+            fork_and_check(|| {
+                // SAFETY: alarm(2) only arms a timer; its SIGALRM's default
+                // action ends this child.
+                unsafe { libc::alarm(10) };
+                let clone = sender.clone();
+                check(clone.send(1).is_err(), 1, || {
+                    "a Sender cloned in the child could send".into()
+                })?;
+                drop(clone);
+                drop(mailbox_slot.take());
+                Ok(())
+            });
+        }
+    });
+    let mut mailbox = mailbox_slot.unwrap();
+    sender.send(2).unwrap();
+    assert_eq!(mailbox.try_recv(), Ok(2));
+}
+
 struct Case {
     name: &'static str,
     run: fn(Backend),
@@ -359,6 +409,11 @@ const CASES: &[Case] = &[
     Case {
         name: "child_dropping_an_inherited_drain_does_not_wake_the_parent",
         run: child_dropping_an_inherited_drain_does_not_wake_the_parent,
+        known_bug: false,
+    },
+    Case {
+        name: "child_sender_and_mailbox_drops_never_block_on_the_parents_lock",
+        run: child_sender_and_mailbox_drops_never_block_on_the_parents_lock,
         known_bug: false,
     },
 ];

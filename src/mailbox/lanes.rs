@@ -122,15 +122,29 @@ impl<T> Lanes<T> {
         if let Some(lane) = registry.idle.pop() {
             return lane;
         }
+        let lane = if registry.closed {
+            Lanes::orphan()
+        } else {
+            Arc::new(Lane {
+                queue: Queue::new(),
+                next: AtomicPtr::new(ptr::null_mut()),
+                back: AtomicPtr::new(ptr::null_mut()),
+            })
+        };
+        registry.all.push(Arc::clone(&lane));
+        lane
+    }
+
+    /// A closed lane of its own, outside the registry, for a `Sender` made
+    /// in a forked child (whose sends fail anyway): the child takes no lock
+    /// that a thread of the parent may have held at the fork.
+    pub(crate) fn orphan() -> Arc<Lane<T>> {
         let lane = Arc::new(Lane {
             queue: Queue::new(),
             next: AtomicPtr::new(ptr::null_mut()),
             back: AtomicPtr::new(ptr::null_mut()),
         });
-        if registry.closed {
-            lane.queue.close(&mut VecDeque::new());
-        }
-        registry.all.push(Arc::clone(&lane));
+        lane.queue.close(&mut VecDeque::new());
         lane
     }
 
