@@ -8,7 +8,7 @@
 
 #[cfg(wakefd_loom)]
 pub(crate) use loom::sync::atomic::{
-    AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+    fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
 };
 #[cfg(wakefd_loom)]
 pub(crate) use loom::sync::Mutex;
@@ -16,7 +16,7 @@ pub(crate) use loom::sync::Mutex;
 #[cfg(not(wakefd_loom))]
 #[allow(unused_imports)] // not every build uses every one
 pub(crate) use std::sync::atomic::{
-    AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+    fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
 };
 #[cfg(not(wakefd_loom))]
 pub(crate) use std::sync::Mutex;

@@ -9,11 +9,11 @@
 //! told by its next `poll`, which then does not block.) How each path keeps
 //! it:
 //!
-//! * **send**: every `Sender` has a lane of its own (`mailbox/lanes.rs`), a
-//!   lock-free stack whose push tells the sender whether it was empty
-//!   (`mailbox/queue.rs`); the send that finds its lane empty lists the lane
-//!   on a stack of lanes with messages, and that listing tells it whether
-//!   the whole mailbox was empty. Only the send that finds the mailbox empty
+//! * **send**: a `Sender` sends on a lane (`mailbox/lanes.rs`: the common
+//!   one, or one of its own), a lock-free stack whose push tells the sender
+//!   whether it was empty (`mailbox/queue.rs`); the send that finds its lane
+//!   empty lists the lane on a stack of lanes with messages, and that
+//!   listing tells it whether the whole mailbox was empty. Only the send that finds the mailbox empty
 //!   wakes the loop; the messages behind it are taken by the same take as
 //!   its own. A send whose wake write failed makes the next send wake
 //!   too, and the notifier's `FAILED` bit makes that wake a write.
@@ -85,11 +85,16 @@ impl<T> Shared<T> {
         self.senders.load(Acquire) == 0 && self.had_senders.load(Relaxed)
     }
 
-    /// Counts a new `Sender` and gives it a lane (in a forked child, a
-    /// closed one of its own: see `Lanes::orphan`).
-    fn add_sender(&self, inherited: bool) -> Arc<Lane<T>> {
+    /// Counts a new `Sender`.
+    fn add_sender(&self) {
         self.had_senders.store(true, Relaxed);
         self.senders.fetch_add(1, Relaxed);
+    }
+
+    /// Counts a new `Sender` and gives it an own lane (in a forked child, a
+    /// closed one outside the registry: see `Lanes::orphan`).
+    fn add_sender_with_lane(&self, inherited: bool) -> Arc<Lane<T>> {
+        self.add_sender();
         if inherited {
             Lanes::orphan()
         } else {
@@ -363,8 +368,41 @@ impl<T> Mailbox<T> {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn sender(&self) -> Sender<T> {
+        self.shared.add_sender();
         Sender {
-            lane: self.shared.add_sender(self.forked()),
+            lane: self.shared.queue.common(),
+            shared: Arc::clone(&self.shared),
+            waker: self.notifier.waker(),
+        }
+    }
+
+    /// A new handle for sending to this mailbox, with a lane of its own:
+    /// for a producer thread that sends a lot, alongside others (see
+    /// [lanes](Sender#lanes)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut mailbox = wakefd::Mailbox::new()?;
+    /// let workers: Vec<_> = (0..4)
+    ///     .map(|id| {
+    ///         let sender = mailbox.sender_with_lane();
+    ///         std::thread::spawn(move || (0..100).for_each(|i| sender.send((id, i)).unwrap()))
+    ///     })
+    ///     .collect();
+    /// workers.into_iter().for_each(|w| w.join().unwrap());
+    /// let got: Vec<(i32, i32)> = mailbox.drain().collect();
+    /// assert_eq!(got.len(), 400);
+    /// for id in 0..4 {
+    ///     // FIFO per lane.
+    ///     let mine: Vec<i32> = got.iter().filter(|m| m.0 == id).map(|m| m.1).collect();
+    ///     assert_eq!(mine, (0..100).collect::<Vec<_>>());
+    /// }
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn sender_with_lane(&self) -> Sender<T> {
+        Sender {
+            lane: self.shared.add_sender_with_lane(self.forked()),
             shared: Arc::clone(&self.shared),
             waker: self.notifier.waker(),
         }
@@ -373,12 +411,13 @@ impl<T> Mailbox<T> {
     /// Re-arms the wake and takes every message queued now: FIFO per sender,
     /// after any left by an earlier `Drain` or `try_recv`.
     ///
-    /// Each [`Sender`] (each clone) queues into a lane of its own, so that
-    /// senders on different threads share no memory per message. Within a
-    /// drain, the senders' messages come sender by sender, in the order in
-    /// which each sender's first message since the last drain arrived; there
-    /// is no order between two senders' messages beyond that (as between two
-    /// threads' sends through one channel).
+    /// Messages of Senders on the common lane ([`Mailbox::sender`] and its
+    /// clones) come in the order they were sent. Senders with a lane of
+    /// their own ([`Mailbox::sender_with_lane`]) are FIFO each; a drain
+    /// hands out the lanes one after another, in the order in which each
+    /// lane's first message since the last drain arrived, so messages of
+    /// different lanes are not ordered with each other (see
+    /// [lanes](Sender#lanes)).
     ///
     /// Call it when the mailbox is readable. If the `Drain` is dropped before
     /// it is exhausted, the rest stay in the mailbox, first in line, and a
@@ -792,14 +831,30 @@ impl<T> fmt::Debug for Drain<'_, T> {
 
 /// Sends messages to a [`Mailbox`] from any thread.
 ///
-/// Every `Sender`, and every clone of one, queues into a lane of its own,
-/// so give each sending thread its own clone: senders on different threads
-/// then share no memory per message. A `Sender` shared by reference between
-/// threads works too (its lane is a multi-producer queue), but a message
-/// may then wait for another thread's send in progress on the same lane.
-/// A dropped `Sender`'s lane goes to the next one made, so cloning a
-/// `Sender` per job allocates nothing once the most clones ever alive at
-/// once exist; a clone or drop takes a short lock.
+/// # Lanes
+///
+/// A Sender queues into a *lane*. Every Sender made by
+/// [`Mailbox::sender`], and every [`clone`](Clone::clone) of one, shares the
+/// mailbox's common lane: their messages arrive in one order, the order in
+/// which the sends happened (a send that happens before another, on one
+/// thread or through any synchronization, is received first), as with
+/// `std::sync::mpsc` or crossbeam-channel.
+///
+/// [`Mailbox::sender_with_lane`] and [`Sender::clone_with_lane`] make a
+/// Sender with a lane of its own (its clones share it). Senders on
+/// different lanes write no memory in common per message, so several
+/// threads sending a lot, each through its own lane, do not slow each other
+/// down (see the README's Mailbox numbers). The price is order: messages
+/// are FIFO within a lane, but **not ordered between lanes**. A drain
+/// hands them out lane by lane, so a message sent on one lane after a
+/// message on another may come first.
+///
+/// A lane is given back when its last Sender is dropped and reused by the
+/// next `*_with_lane` call, so making one per job allocates nothing once as
+/// many exist as were ever in use at once; making or dropping one takes a
+/// short lock. A Sender on any lane may be shared by reference between
+/// threads (it is `Sync`); a message may then wait, unseen by the loop, for
+/// another thread's send on the same lane to finish.
 ///
 /// # Examples
 ///
@@ -859,10 +914,40 @@ impl<T> Sender<T> {
     }
 }
 
-impl<T> Clone for Sender<T> {
-    fn clone(&self) -> Sender<T> {
+impl<T> Sender<T> {
+    /// Another handle to the same mailbox, with a lane of its own (see
+    /// [lanes](Sender#lanes)); [`clone`](Clone::clone) shares this one's.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut mailbox = wakefd::Mailbox::new()?;
+    /// let sender = mailbox.sender();
+    /// let worker = {
+    ///     let sender = sender.clone_with_lane();
+    ///     std::thread::spawn(move || sender.send("from the worker").unwrap())
+    /// };
+    /// worker.join().unwrap();
+    /// assert_eq!(mailbox.try_recv(), Ok("from the worker"));
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn clone_with_lane(&self) -> Sender<T> {
         Sender {
-            lane: self.shared.add_sender(self.waker.inherited()),
+            lane: self.shared.add_sender_with_lane(self.waker.inherited()),
+            shared: Arc::clone(&self.shared),
+            waker: self.waker.clone(),
+        }
+    }
+}
+
+impl<T> Clone for Sender<T> {
+    /// Another handle on the same lane: its messages and this one's are
+    /// FIFO together.
+    fn clone(&self) -> Sender<T> {
+        self.shared.add_sender();
+        self.shared.queue.join(&self.lane);
+        Sender {
+            lane: Arc::clone(&self.lane),
             shared: Arc::clone(&self.shared),
             waker: self.waker.clone(),
         }
@@ -874,7 +959,7 @@ impl<T> Drop for Sender<T> {
         // In a forked child, no lock: a thread of the parent may have held
         // it at the fork (the lane is simply not reused).
         if !self.waker.inherited() {
-            self.shared.queue.detach(&self.lane);
+            self.shared.queue.leave(&self.lane);
         }
         // AcqRel: the loop's Acquire load of 0 sees every send made before.
         if self.shared.senders.fetch_sub(1, AcqRel) == 1 {

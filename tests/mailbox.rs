@@ -24,7 +24,8 @@ fn types_are_send_and_sync() {
     util::assert_send::<SendError<String>>();
 }
 
-/// 8 senders x 100k messages through a mio loop: nothing lost, nothing
+/// 8 senders x 100k messages through a mio loop, half of them on the
+/// common lane and half on lanes of their own: nothing lost, nothing
 /// duplicated, FIFO per sender, every poll bounded.
 #[test]
 fn eight_senders_through_mio_lose_nothing_and_keep_order() {
@@ -40,7 +41,13 @@ fn eight_senders_through_mio_lose_nothing_and_keep_order() {
         let start = Arc::new(Barrier::new(SENDERS));
         let senders: Vec<_> = (0..SENDERS)
             .map(|id| {
-                let (sender, start) = (mailbox.sender(), Arc::clone(&start));
+                // Half on the common lane, half on lanes of their own.
+                let sender = if id % 2 == 0 {
+                    mailbox.sender()
+                } else {
+                    mailbox.sender_with_lane()
+                };
+                let start = Arc::clone(&start);
                 thread::spawn(move || {
                     start.wait();
                     for seq in 0..PER_SENDER {
@@ -357,9 +364,10 @@ fn one_sender_shared_by_threads_loses_nothing_and_keeps_each_threads_order() {
     });
 }
 
-/// Senders made and dropped while others send: the messages of a dropped
-/// Sender still arrive, each Sender's in order, and a Sender made from one
-/// whose Mailbox is gone (new, or reusing a dropped Sender's queue) fails.
+/// Senders with lanes of their own made and dropped while another sends:
+/// the messages of a dropped Sender still arrive, each Sender's in order,
+/// and a Sender made after the Mailbox is gone (on a new lane, or reusing a
+/// dropped Sender's) fails.
 #[test]
 fn senders_come_and_go_without_losing_messages() {
     for_each_backend!(|backend| {
@@ -367,8 +375,9 @@ fn senders_come_and_go_without_losing_messages() {
         let keeper = mailbox.sender();
         let mut got = Vec::new();
         for round in 0..100u32 {
-            // A short-lived Sender per round, dropped before the drain.
-            let sender = keeper.clone();
+            // A short-lived Sender per round, on a lane of its own (the one
+            // the last round's gave back), dropped before the drain.
+            let sender = keeper.clone_with_lane();
             sender.send((round, 0)).unwrap();
             sender.send((round, 1)).unwrap();
             drop(sender);
@@ -387,13 +396,66 @@ fn senders_come_and_go_without_losing_messages() {
         }
         assert_eq!(next[&u32::MAX], 100, "{backend}");
 
-        let idle = keeper.clone();
-        drop(idle); // its queue is idle now, and reused below
+        let idle = keeper.clone_with_lane();
+        drop(idle); // its lane is idle now, and reused below
         drop(mailbox);
-        let reused = keeper.clone();
-        let new = keeper.clone();
+        let reused = keeper.clone_with_lane();
+        let new = keeper.clone_with_lane();
         assert_eq!(reused.send((0, 0)).unwrap_err().0, (0, 0), "{backend}");
         assert_eq!(new.send((0, 1)).unwrap_err().0, (0, 1), "{backend}");
         assert_eq!(keeper.send((0, 2)).unwrap_err().0, (0, 2), "{backend}");
+    });
+}
+
+/// Senders on the common lane (`sender()` and its clones) keep the order in
+/// which the sends happened, across clones and across threads that hand
+/// the turn to each other.
+#[test]
+fn the_common_lane_keeps_the_order_of_sends_across_clones_and_threads() {
+    for_each_backend!(|backend| {
+        let mut mailbox = Mailbox::with_backend(backend).unwrap();
+        let sender = mailbox.sender();
+        // One thread, a clone per step (a job per message).
+        let mut got: Vec<(u32, u32)> = Vec::new();
+        for round in 0..50u32 {
+            sender.send((round, 0)).unwrap();
+            let clone = sender.clone();
+            clone.send((round, 1)).unwrap();
+            drop(clone);
+            sender.send((round, 2)).unwrap();
+            if round % 7 == 0 {
+                got.extend(mailbox.try_recv()); // a take between rounds
+            }
+        }
+        got.extend(mailbox.drain());
+        let expected: Vec<(u32, u32)> = (0..50u32)
+            .flat_map(|r| (0..3).map(move |i| (r, i)))
+            .collect();
+        assert_eq!(got, expected, "{backend}");
+
+        // Two threads taking turns, each with its own clone: a baton passed
+        // through a channel orders each send after the other thread's last.
+        let (to_b, from_a) = std::sync::mpsc::channel::<()>();
+        let (to_a, from_b) = std::sync::mpsc::channel::<()>();
+        let (a, b) = (sender.clone(), sender.clone());
+        thread::scope(|s| {
+            s.spawn(move || {
+                for i in 0..200u32 {
+                    a.send((1000 + i, 0)).unwrap();
+                    to_b.send(()).unwrap();
+                    from_b.recv().unwrap();
+                }
+            });
+            s.spawn(move || {
+                for i in 0..200u32 {
+                    from_a.recv().unwrap();
+                    b.send((1000 + i, 1)).unwrap();
+                    to_a.send(()).unwrap();
+                }
+            });
+        });
+        let got: Vec<(u32, u32)> = mailbox.drain().collect();
+        let expected: Vec<(u32, u32)> = (1000..1200u32).flat_map(|i| [(i, 0), (i, 1)]).collect();
+        assert_eq!(got, expected, "{backend}");
     });
 }

@@ -25,10 +25,16 @@ use crate::flag::Flag;
 /// A queue + wake pair in the Mailbox comparison.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Contender {
-    /// `wakefd::Mailbox`, drained with `drain()` on every wake.
+    /// `wakefd::Mailbox`, drained with `drain()` on every wake; each
+    /// producer sends through a `Sender` with a lane of its own
+    /// (`Mailbox::sender_with_lane`), as the docs advise for several busy
+    /// producer threads that need no order between them.
     Wakefd,
+    /// As `Wakefd`, with every producer on the mailbox's common lane
+    /// (`Mailbox::sender`): one order for all messages, as a channel.
+    WakefdCommonLane,
     /// `wakefd::Mailbox` in the sleep-aware loop (`Mailbox::poll`): a send
-    /// while the loop is awake makes no system call.
+    /// while the loop is awake makes no system call. Lanes as `Wakefd`.
     WakefdSleepAware,
     /// crossbeam-channel + coalescing flag (load first, SeqCst fences) +
     /// `mio::Waker`.
@@ -43,8 +49,9 @@ pub enum Contender {
 
 impl Contender {
     /// Every contender, in the order they run and are reported.
-    pub const ALL: [Contender; 6] = [
+    pub const ALL: [Contender; 7] = [
         Contender::Wakefd,
+        Contender::WakefdCommonLane,
         Contender::WakefdSleepAware,
         Contender::CrossbeamFlagLoad,
         Contender::CrossbeamFlagSwap,
@@ -56,6 +63,7 @@ impl Contender {
     pub fn id(self) -> &'static str {
         match self {
             Contender::Wakefd => "wakefd-mailbox",
+            Contender::WakefdCommonLane => "wakefd-mailbox-common-lane",
             Contender::WakefdSleepAware => "wakefd-mailbox-sleep-aware",
             Contender::CrossbeamFlagLoad => "crossbeam-flag-load-first",
             Contender::CrossbeamFlagSwap => "crossbeam-flag-swap",
@@ -69,6 +77,7 @@ impl Contender {
     pub fn label(self) -> &'static str {
         match self {
             Contender::Wakefd => "wakefd Mailbox",
+            Contender::WakefdCommonLane => "wakefd Mailbox, common lane",
             Contender::WakefdSleepAware => "wakefd Mailbox, sleep-aware poll",
             Contender::CrossbeamFlagLoad => "crossbeam + flag (load) + mio::Waker",
             Contender::CrossbeamFlagSwap => "crossbeam + flag (swap) + mio::Waker",
@@ -82,7 +91,8 @@ impl Contender {
     /// to the last message received. Every wait is bounded by `timeout`.
     pub fn run(self, producers: u32, total: u64, timeout: Duration) -> io::Result<Duration> {
         match self {
-            Contender::Wakefd => wakefd_mailbox(producers, total, timeout),
+            Contender::Wakefd => wakefd_mailbox(producers, total, timeout, true),
+            Contender::WakefdCommonLane => wakefd_mailbox(producers, total, timeout, false),
             Contender::WakefdSleepAware => wakefd_mailbox_sleep_aware(producers, total, timeout),
             Contender::CrossbeamFlagLoad => crossbeam_flag(producers, total, timeout, true),
             Contender::CrossbeamFlagSwap => crossbeam_flag(producers, total, timeout, false),
@@ -143,10 +153,12 @@ fn consumer_gone() -> io::Error {
 }
 
 /// A Mailbox registered with a new event loop, and one `Sender::send`
-/// closure per producer: the setup of both wakefd contenders.
+/// closure per producer, each on a lane of its own if `lanes`: the setup of
+/// every wakefd contender.
 #[allow(clippy::type_complexity)] // an `impl Trait` can't go in a type alias
 fn wakefd_setup(
     producers: u32,
+    lanes: bool,
 ) -> io::Result<(
     EventLoop,
     Mailbox<u64>,
@@ -158,7 +170,11 @@ fn wakefd_setup(
         .register(&mut mailbox, TOKEN, Interest::READABLE)?;
     let senders = (0..producers)
         .map(|_| {
-            let tx = mailbox.sender();
+            let tx = if lanes {
+                mailbox.sender_with_lane()
+            } else {
+                mailbox.sender()
+            };
             move |i| tx.send(i).map_err(|_| consumer_gone())
         })
         .collect();
@@ -166,8 +182,13 @@ fn wakefd_setup(
 }
 
 /// wakefd: `Sender::send`; the consumer drains the Mailbox on every wake.
-fn wakefd_mailbox(producers: u32, total: u64, timeout: Duration) -> io::Result<Duration> {
-    let (mut ev, mut mailbox, senders) = wakefd_setup(producers)?;
+fn wakefd_mailbox(
+    producers: u32,
+    total: u64,
+    timeout: Duration,
+    lanes: bool,
+) -> io::Result<Duration> {
+    let (mut ev, mut mailbox, senders) = wakefd_setup(producers, lanes)?;
     run_producers(senders, total, move |total| {
         let mut got = 0;
         while got < total {
@@ -185,7 +206,7 @@ fn wakefd_mailbox_sleep_aware(
     total: u64,
     timeout: Duration,
 ) -> io::Result<Duration> {
-    let (mut ev, mut mailbox, senders) = wakefd_setup(producers)?;
+    let (mut ev, mut mailbox, senders) = wakefd_setup(producers, true)?;
     run_producers(senders, total, move |total| {
         let mut got = 0;
         let mut deadline = Instant::now() + timeout;

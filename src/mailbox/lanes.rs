@@ -1,18 +1,21 @@
-//! The Mailbox's queue: one lane per `Sender`, and a stack of the lanes
-//! that have messages, so that senders on different threads write no
-//! shared memory per message.
+//! The Mailbox's queue: lanes, and a stack of the lanes that have
+//! messages, so that senders on different lanes write no shared memory per
+//! message.
 //!
 //! # Shape
 //!
 //! * **A lane** is a [`Queue`] (`queue.rs`: a lock-free stack of recycled
-//!   slots whose push says whether it was empty) plus a link. Every `Sender`
-//!   gets a lane of its own when it is made, and gives it back to an idle
-//!   pool when it is dropped; a new `Sender` takes an idle lane before a new
-//!   one is allocated, so lanes are as many as the most `Sender`s ever alive
-//!   at once, and a steady stream of clones allocates nothing. A lane may
+//!   slots whose push says whether it was empty) plus two links. Every
+//!   `Sender` made by `Mailbox::sender` (and its clones) sends on the
+//!   mailbox's **common** lane, so their messages keep one order. A `Sender`
+//!   made by `Mailbox::sender_with_lane` or `Sender::clone_with_lane` gets
+//!   an **own** lane, which its clones share; the last of them gives it back
+//!   to an idle pool when dropped, and the next own lane comes from the pool
+//!   before a new one is allocated, so own lanes are as many as were ever in
+//!   use at once, and a steady stream of them allocates nothing. A lane may
 //!   still hold messages when it changes hands: they stay ahead of the new
-//!   owner's, and the loop takes them as usual. A `Sender` shared by several
-//!   threads (it is `Sync`) shares its lane, which is a multi-producer queue.
+//!   owner's, and the loop takes them as usual. Every lane is a
+//!   multi-producer queue (a `Sender` is `Sync`, and clones share a lane).
 //! * **`ready`** is a Treiber stack of *listed* lanes. A lane is listed by
 //!   the send whose push found it empty, and unlisted by the consumer, who
 //!   swaps the whole stack out and then takes each lane's messages. So a
@@ -28,14 +31,15 @@
 //!   who has not taken it yet; in each case the consumer's take of the lane
 //!   is later in the lane's modification order, and gets the message.
 //!
-//! The cost of that: while one thread is between its push into a shared
-//! lane and the listing of it, a second thread's message in the same lane
-//! waits for the first to finish its send (as in every multi-producer queue
-//! whose push takes two steps). Senders with lanes of their own never wait
-//! for each other.
+//! The cost of that: while one thread is between its push into a lane and
+//! the listing of it, a second thread's message in the same lane waits for
+//! the first to finish its send (as in every multi-producer queue whose
+//! push takes two steps). Threads on different lanes never wait for each
+//! other.
 //!
-//! Order: FIFO per lane, so per `Sender`. Between lanes, a take hands them
-//! out in the order they were listed.
+//! Order: FIFO per lane (the order of the pushes' compare-and-swaps, so
+//! the order of sends that happen one before the other). Between lanes, a
+//! take hands them out in the order they were listed.
 //!
 //! # Orderings
 //!
@@ -43,8 +47,11 @@
 //!   Acquire RMW).
 //! * The link: the lister writes `next` (Relaxed) before its Release CAS on
 //!   `ready`; the consumer's Acquire swap of `ready` makes every link of the
-//!   chain visible, and no send writes the link of a lane in a taken chain
-//!   until the consumer has taken the lane (it is not empty before).
+//!   chain visible. No send writes the link of a lane in a taken chain until
+//!   the consumer has taken the lane (it is not empty before), and the send
+//!   that finds the lane empty then acquires (a fence after its push) the
+//!   consumer's take, which releases: the consumer's read of the link
+//!   happens before that send's write of it.
 //! * The consumer reverses the chain through a second link, `back`, that
 //!   only it touches. Reversing through `next` would race: the consumer's
 //!   write to `next` and a later lister's are not ordered by happens-before
@@ -62,13 +69,19 @@ use std::sync::Arc;
 
 use super::queue::{Line, Queue};
 use crate::loom::{
-    AtomicPtr, Mutex,
-    Ordering::{Acquire, Relaxed, Release},
+    fence, AtomicPtr, AtomicUsize, Mutex,
+    Ordering::{AcqRel, Acquire, Relaxed, Release},
 };
 
-/// One `Sender`'s queue, and its link in `ready`.
+/// A queue of `Sender`s' messages, and its link in `ready`.
 pub(crate) struct Lane<T> {
     queue: Queue<T>,
+    /// A lane of its own (made for `Sender::clone_with_lane` and the like),
+    /// given back when its last `Sender` goes; `false` for the common lane
+    /// and for orphans.
+    own: bool,
+    /// The `Sender`s on an own lane.
+    users: AtomicUsize,
     /// The next lane down `ready`: written by the send that lists the lane,
     /// read by the consumer after it has swapped the lane out.
     next: AtomicPtr<Lane<T>>,
@@ -87,8 +100,22 @@ struct Registry<T> {
 pub(crate) struct Lanes<T> {
     /// The top of the stack of listed lanes.
     ready: Line<AtomicPtr<Lane<T>>>,
+    /// The lane of every `Sender` made by `Mailbox::sender` and its clones.
+    common: Arc<Lane<T>>,
     /// Taken by `Sender` creation and drop only, never per message.
     registry: Mutex<Registry<T>>,
+}
+
+impl<T> Lane<T> {
+    fn new(own: bool) -> Arc<Lane<T>> {
+        Arc::new(Lane {
+            queue: Queue::new(),
+            own,
+            users: AtomicUsize::new(0),
+            next: AtomicPtr::new(ptr::null_mut()),
+            back: AtomicPtr::new(ptr::null_mut()),
+        })
+    }
 }
 
 // SAFETY: `ready` holds pointers to lanes that `registry` keeps alive for as
@@ -100,14 +127,21 @@ unsafe impl<T: Send> Sync for Lanes<T> {}
 
 impl<T> Lanes<T> {
     pub(crate) fn new() -> Lanes<T> {
+        let common = Lane::new(false);
         Lanes {
             ready: Line(AtomicPtr::new(ptr::null_mut())),
             registry: Mutex::new(Registry {
-                all: Vec::new(),
+                all: vec![Arc::clone(&common)],
                 idle: Vec::new(),
                 closed: false,
             }),
+            common,
         }
+    }
+
+    /// The common lane, for a `Sender` made by `Mailbox::sender`.
+    pub(crate) fn common(&self) -> Arc<Lane<T>> {
+        Arc::clone(&self.common)
     }
 
     fn registry(&self) -> impl std::ops::DerefMut<Target = Registry<T>> + '_ {
@@ -115,48 +149,63 @@ impl<T> Lanes<T> {
         self.registry.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A lane for a new `Sender`: an idle one, or a new one (closed if the
-    /// Mailbox is gone, so that its sends fail).
+    /// An own lane for a new `Sender`: an idle one, or a new one (closed if
+    /// the Mailbox is gone, so that its sends fail).
     pub(crate) fn attach(&self) -> Arc<Lane<T>> {
         let mut registry = self.registry();
-        if let Some(lane) = registry.idle.pop() {
-            return lane;
-        }
-        let lane = if registry.closed {
-            Lanes::orphan()
-        } else {
-            Arc::new(Lane {
-                queue: Queue::new(),
-                next: AtomicPtr::new(ptr::null_mut()),
-                back: AtomicPtr::new(ptr::null_mut()),
-            })
+        let lane = match registry.idle.pop() {
+            Some(lane) => lane,
+            None => {
+                let lane = Lane::new(true);
+                if registry.closed {
+                    lane.queue.close(&mut VecDeque::new());
+                }
+                registry.all.push(Arc::clone(&lane));
+                lane
+            }
         };
-        registry.all.push(Arc::clone(&lane));
+        lane.users.store(1, Relaxed);
         lane
     }
 
-    /// A closed lane of its own, outside the registry, for a `Sender` made
-    /// in a forked child (whose sends fail anyway): the child takes no lock
-    /// that a thread of the parent may have held at the fork.
+    /// A closed lane outside the registry, for a `Sender` made in a forked
+    /// child (whose sends fail anyway): the child takes no lock that a
+    /// thread of the parent may have held at the fork.
     pub(crate) fn orphan() -> Arc<Lane<T>> {
-        let lane = Arc::new(Lane {
-            queue: Queue::new(),
-            next: AtomicPtr::new(ptr::null_mut()),
-            back: AtomicPtr::new(ptr::null_mut()),
-        });
+        let lane = Lane::new(false);
         lane.queue.close(&mut VecDeque::new());
         lane
     }
 
-    /// Gives a dropped `Sender`'s lane back for the next one.
-    pub(crate) fn detach(&self, lane: &Arc<Lane<T>>) {
-        self.registry().idle.push(Arc::clone(lane));
+    /// One more `Sender` on `lane` (a clone).
+    pub(crate) fn join(&self, lane: &Lane<T>) {
+        if lane.own {
+            lane.users.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// One `Sender` less on `lane`: the last one on an own lane gives it
+    /// back for the next `attach`.
+    pub(crate) fn leave(&self, lane: &Arc<Lane<T>>) {
+        // AcqRel: every send on the lane happens before its reuse.
+        if lane.own && lane.users.fetch_sub(1, AcqRel) == 1 {
+            self.registry().idle.push(Arc::clone(lane));
+        }
     }
 
     /// Whether nothing is queued (a hint for the loop: a send may land at
     /// any time).
     pub(crate) fn is_empty(&self) -> bool {
         self.ready.load(Acquire).is_null()
+    }
+
+    /// Whether any lane, listed or not, holds a message (for the models).
+    #[cfg(all(test, wakefd_loom))]
+    pub(crate) fn holds_messages(&self) -> bool {
+        self.registry()
+            .all
+            .iter()
+            .any(|lane| !lane.queue.is_empty())
     }
 
     /// Queues `value` in `lane`. `Ok(true)` if the mailbox was empty before
@@ -166,7 +215,10 @@ impl<T> Lanes<T> {
         if !lane.queue.push(value)? {
             return Ok(false);
         }
-        // The lane was empty: list it.
+        // The lane was empty: list it. Acquire: pairs with the Release of
+        // the consumer's take that emptied it, so that the consumer's use of
+        // the link (its read of `next`) happens before our write below.
+        fence(Acquire);
         let this = lane as *const Lane<T> as *mut Lane<T>;
         let mut top = self.ready.load(Relaxed);
         loop {

@@ -49,7 +49,7 @@ use std::ptr;
 
 use crate::loom::{
     AtomicPtr, AtomicU32, AtomicU64, Mutex,
-    Ordering::{self, Acquire, Relaxed, Release},
+    Ordering::{self, AcqRel, Acquire, Relaxed, Release},
     UnsafeCell,
 };
 
@@ -201,8 +201,10 @@ impl<T> Queue<T> {
             return 0;
         }
         // Acquire: synchronizes with every push in the chain (module doc).
-        // Keeps CLOSED as it is (only `close`, by the consumer, sets it).
-        let taken = self.head.fetch_and(!ID, Acquire);
+        // Release: for `lanes.rs`, whose sender that finds the lane empty
+        // after this take acquires it. Keeps CLOSED as it is (only `close`,
+        // by the consumer, sets it).
+        let taken = self.head.fetch_and(!ID, AcqRel);
         self.move_out(taken as u32, out)
     }
 
