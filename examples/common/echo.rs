@@ -244,7 +244,14 @@ pub fn serve(
     let (jobs, job_queue) = crossbeam_channel::unbounded::<Job>();
     let mut workers = Vec::new();
     for i in 0..config.workers.max(1) {
-        let (queue, sender, work) = (job_queue.clone(), replies.sender(), config.work_per_line);
+        // A lane per worker: replies carry their sequence number, so they
+        // need no order between workers, and workers then share no memory
+        // per reply.
+        let (queue, sender, work) = (
+            job_queue.clone(),
+            replies.sender_with_lane(),
+            config.work_per_line,
+        );
         workers.push(
             thread::Builder::new()
                 .name(format!("echo-worker-{i}"))
