@@ -414,10 +414,10 @@ impl<T> Mailbox<T> {
     /// Messages of Senders on the common lane ([`Mailbox::sender`] and its
     /// clones) come in the order they were sent. Senders with a lane of
     /// their own ([`Mailbox::sender_with_lane`]) are FIFO each; a drain
-    /// hands out the lanes one after another, in the order in which each
-    /// lane's first message since the last drain arrived, so messages of
-    /// different lanes are not ordered with each other (see
-    /// [lanes](Sender#lanes)).
+    /// hands out the lanes one after another, in the order they were listed
+    /// (a lane is listed by the send that found it empty, when that send
+    /// finishes), so messages of different lanes are not ordered with each
+    /// other (see [lanes](Sender#lanes)).
     ///
     /// Call it when the mailbox is readable. If the `Drain` is dropped before
     /// it is exhausted, the rest stay in the mailbox, first in line, and a
@@ -852,9 +852,11 @@ impl<T> fmt::Debug for Drain<'_, T> {
 /// A lane is given back when its last Sender is dropped and reused by the
 /// next `*_with_lane` call, so making one per job allocates nothing once as
 /// many exist as were ever in use at once; making or dropping one takes a
-/// short lock. A Sender on any lane may be shared by reference between
-/// threads (it is `Sync`); a message may then wait, unseen by the loop, for
-/// another thread's send on the same lane to finish.
+/// short lock. Several threads may send on one lane, through clones or
+/// through one Sender shared by reference (it is `Sync`): this is the
+/// common lane's case whenever `sender()` is used from several threads. A
+/// message may then wait, unseen by the loop, for another thread's send on
+/// the same lane to finish.
 ///
 /// # Examples
 ///
@@ -945,7 +947,10 @@ impl<T> Clone for Sender<T> {
     /// FIFO together.
     fn clone(&self) -> Sender<T> {
         self.shared.add_sender();
-        self.shared.queue.join(&self.lane);
+        // Not in a forked child, whose drops do not `leave` either.
+        if !self.waker.inherited() {
+            self.shared.queue.join(&self.lane);
+        }
         Sender {
             lane: Arc::clone(&self.lane),
             shared: Arc::clone(&self.shared),

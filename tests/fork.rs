@@ -322,21 +322,30 @@ fn child_dropping_an_inherited_drain_does_not_wake_the_parent(backend: Backend) 
 
 // ---- the harness ----
 
-/// (e) A thread of the parent makes and drops Senders (each takes a short
-/// lock) while the parent forks again and again: in the child, cloning and
-/// dropping an inherited Sender and dropping the Mailbox never wait for a
-/// lock that thread held at the fork. (The child arms an alarm, so a
-/// deadlock kills it instead of hanging the test.) Runs last: the only case
-/// with a second thread, which it joins.
+/// (e) A thread of the parent makes and drops Senders with lanes of their
+/// own (each takes the lane registry's lock) and sends without a drain (the
+/// queue grows, under its lock) while the parent forks again and again: in
+/// the child, cloning and dropping inherited Senders and dropping the
+/// Mailbox and the last Senders never wait for a lock that thread held at
+/// the fork. (The child arms an alarm, so a deadlock kills it instead of
+/// hanging the test.) Runs last: the only case with a second thread, which
+/// it joins.
 fn child_sender_and_mailbox_drops_never_block_on_the_parents_lock(backend: Backend) {
     const FORKS: usize = 200;
+    const SENDS: u32 = 2_000_000;
     let mut mailbox_slot = Some(Mailbox::<u32>::with_backend(backend).unwrap());
     let sender = mailbox_slot.as_ref().unwrap().sender();
+    let lane_sender = mailbox_slot.as_ref().unwrap().sender_with_lane();
     let stop = AtomicBool::new(false);
     thread::scope(|s| {
         s.spawn(|| {
+            let mut sent = 0;
             while !stop.load(Ordering::Relaxed) {
-                drop(sender.clone());
+                drop(lane_sender.clone_with_lane());
+                if sent < SENDS {
+                    sender.send(sent).unwrap();
+                    sent += 1;
+                }
             }
         });
         // Stops the thread also when a check below panics, so that the
@@ -353,19 +362,26 @@ fn child_sender_and_mailbox_drops_never_block_on_the_parents_lock(backend: Backe
                 // SAFETY: alarm(2) only arms a timer; its SIGALRM's default
                 // action ends this child.
                 unsafe { libc::alarm(10) };
-                let clone = sender.clone();
+                let clone = lane_sender.clone_with_lane();
                 check(clone.send(1).is_err(), 1, || {
-                    "a Sender cloned in the child could send".into()
+                    "a Sender made in the child could send".into()
                 })?;
                 drop(clone);
+                drop(lane_sender.clone());
                 drop(mailbox_slot.take());
+                // SAFETY: this child's own copies of the two Senders, which
+                // it never uses again (it `_exit`s without running
+                // destructors): dropping them drops the child's last
+                // handles, so the queue itself is dropped here too.
+                drop(unsafe { std::ptr::read(&sender) });
+                drop(unsafe { std::ptr::read(&lane_sender) });
                 Ok(())
             });
         }
     });
     let mut mailbox = mailbox_slot.unwrap();
-    sender.send(2).unwrap();
-    assert_eq!(mailbox.try_recv(), Ok(2));
+    sender.send(u32::MAX).unwrap();
+    assert_eq!(mailbox.drain().last(), Some(u32::MAX));
 }
 
 struct Case {

@@ -459,3 +459,26 @@ fn the_common_lane_keeps_the_order_of_sends_across_clones_and_threads() {
         assert_eq!(got, expected, "{backend}");
     });
 }
+
+/// A clone of a Sender with a lane of its own shares the lane, and the lane
+/// is given back only when its last Sender goes: a new lane Sender made
+/// after a clone was dropped gets a lane of its own, not the one still in
+/// use (whose messages would then run together with its own).
+#[test]
+fn a_lane_is_given_back_only_by_its_last_sender() {
+    let mut mailbox = Mailbox::new().unwrap();
+    let a = mailbox.sender_with_lane();
+    drop(a.clone());
+    let z = mailbox.sender_with_lane();
+    a.send(1).unwrap();
+    z.send(2).unwrap();
+    a.send(3).unwrap();
+    // Lane by lane, in the order they were listed: a's lane, then z's.
+    assert_eq!(mailbox.drain().collect::<Vec<_>>(), [1, 3, 2]);
+    let a2 = a.clone();
+    drop(a);
+    a2.send(4).unwrap();
+    z.send(5).unwrap();
+    a2.send(6).unwrap();
+    assert_eq!(mailbox.drain().collect::<Vec<_>>(), [4, 6, 5]);
+}

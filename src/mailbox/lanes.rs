@@ -61,7 +61,11 @@
 //!   the lanes behind it lost (`broken_reversal_through_the_senders_link`,
 //!   which loom found while checking an earlier draft that did this).
 //!
-//! Loom checks this in `lanes_loom_tests.rs`.
+//! Loom checks the listing and the take in `lanes_loom_tests.rs`. It cannot
+//! check the fence: the outcome it rules out (the consumer's read of a link
+//! returning a later sender's write) is load buffering, which loom does not
+//! explore; removing the fence, or the Release of the take, passes every
+//! model.
 
 use std::collections::VecDeque;
 use std::ptr;

@@ -336,7 +336,9 @@ impl<T> Drop for Queue<T> {
         let mut rest = VecDeque::new();
         self.take_all(&mut rest);
         drop(rest);
-        let count = *self.grow.lock().unwrap_or_else(|e| e.into_inner());
+        // `get_mut`, not `lock`: no lock is taken (in a forked child, a
+        // thread of the parent may have held it at the fork).
+        let count = *self.grow.get_mut().unwrap_or_else(|e| e.into_inner());
         for (k, chunk) in self.chunks.iter().enumerate().take(count) {
             let ptr = chunk.load(Acquire);
             // SAFETY: chunk k was made by `Box<[Slot<T>]>::into_raw` with
