@@ -19,9 +19,12 @@
 //!   too, and the notifier's `FAILED` bit makes that wake a write.
 //! * **the loop's side re-arms before it takes**: every call that looks at
 //!   the queue first re-arms the notifier (read the fd if needed, clear the
-//!   pending bit), then takes the whole queue into its own buffer. A send
-//!   that lands after the take finds the queue empty and wakes; one that
-//!   landed before the re-arm is in the take.
+//!   pending bit), then takes the whole queue: the chain of slots of every
+//!   listed lane, moved out into its own buffer when short, read in place
+//!   from the slots when long (a backlog, which it need not copy into a
+//!   buffer grown as large). A send that lands after the take finds the
+//!   queue empty and wakes; one that landed before the re-arm is in the
+//!   take.
 //! * **leftovers wake the loop again**: messages left in the loop's buffer
 //!   (a `Drain` dropped early, a `try_recv` that took one of several) would
 //!   have no event coming, since the re-arm consumed it; so the loop makes a
@@ -54,7 +57,7 @@ use crate::{sys, Backend, Notifier, Waker};
 mod lanes;
 mod queue;
 
-use lanes::{Lane, Lanes};
+use lanes::{Lane, Lanes, Taken};
 
 /// What the Mailbox and its Senders share.
 pub(crate) struct Shared<T> {
@@ -134,7 +137,9 @@ impl Bell for Notifier {
 /// The loop's own side: messages taken from the queue and not handed out
 /// yet, and whether the loop rang its own wake since its last re-arm.
 pub(crate) struct Local<T> {
-    buf: VecDeque<T>,
+    /// What the loop took (`lanes::Taken`: short chains copied out, long
+    /// ones read in place).
+    buf: Taken<T>,
     /// Set when the loop made a wake pending for leftovers: the next re-arm
     /// reads the fd even where `drain` may skip the read, so that if the
     /// leftovers are taken without that wake, it does not linger as a
@@ -146,7 +151,7 @@ pub(crate) struct Local<T> {
 impl<T> Local<T> {
     pub(crate) fn new() -> Local<T> {
         Local {
-            buf: VecDeque::new(),
+            buf: Taken::new(),
             rang: false,
         }
     }
@@ -156,7 +161,7 @@ impl<T> Local<T> {
 /// wake failed before). `wake` is `Waker::notify`.
 pub(crate) fn send_with<T>(
     shared: &Shared<T>,
-    lane: &Lane<T>,
+    lane: &Arc<Lane<T>>,
     msg: T,
     wake: impl Fn() -> io::Result<()>,
 ) -> Result<(), SendError<T>> {
@@ -711,7 +716,8 @@ impl<T> Drop for Mailbox<T> {
         // forked child, whose sends fail anyway: closing takes a lock that a
         // thread of the parent may have held at the fork, and what is
         // queued is dropped with the last `Sender` instead.
-        let mut queued = std::mem::take(&mut self.local.buf);
+        drop(std::mem::replace(&mut self.local.buf, Taken::new()));
+        let mut queued = VecDeque::new();
         if !self.forked() {
             self.shared.queue.close(&mut queued);
         }

@@ -482,3 +482,22 @@ fn a_lane_is_given_back_only_by_its_last_sender() {
     a2.send(6).unwrap();
     assert_eq!(mailbox.drain().collect::<Vec<_>>(), [4, 6, 5]);
 }
+
+/// A long backlog (read in place from the queue's slots rather than copied
+/// out), a drain stopped early, then more messages: everything comes out
+/// once, in the order sent, on the common lane and on a lane of its own.
+#[test]
+fn a_long_backlog_drained_in_parts_keeps_its_order() {
+    const BACKLOG: u32 = 100_000;
+    let mut mailbox = Mailbox::new().unwrap();
+    for sender in [mailbox.sender(), mailbox.sender_with_lane()] {
+        (0..BACKLOG).for_each(|i| sender.send(i).unwrap());
+        let mut got: Vec<u32> = mailbox.drain().take(10).collect();
+        (BACKLOG..BACKLOG + 5).for_each(|i| sender.send(i).unwrap());
+        got.extend(mailbox.drain().take(20));
+        while let Ok(i) = mailbox.try_recv() {
+            got.push(i);
+        }
+        assert!(got.iter().copied().eq(0..BACKLOG + 5), "out of order");
+    }
+}

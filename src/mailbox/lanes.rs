@@ -71,7 +71,7 @@ use std::collections::VecDeque;
 use std::ptr;
 use std::sync::Arc;
 
-use super::queue::{Line, Queue};
+use super::queue::{Chain, Line, Queue};
 use crate::loom::{
     fence, AtomicPtr, AtomicUsize, Mutex,
     Ordering::{AcqRel, Acquire, Relaxed, Release},
@@ -122,9 +122,9 @@ impl<T> Lane<T> {
     }
 }
 
-// SAFETY: `ready` holds pointers to lanes that `registry` keeps alive for as
-// long as `Lanes` lives; lanes are `Send + Sync` for `T: Send` (their queue
-// is), and only the consumer follows the pointers (see the module doc).
+// SAFETY: `ready` holds references to lanes (made by `Arc::into_raw`);
+// lanes are `Send + Sync` for `T: Send` (their queue is), and only the
+// consumer follows the pointers (see the module doc).
 unsafe impl<T: Send> Send for Lanes<T> {}
 // SAFETY: as above.
 unsafe impl<T: Send> Sync for Lanes<T> {}
@@ -215,7 +215,7 @@ impl<T> Lanes<T> {
     /// Queues `value` in `lane`. `Ok(true)` if the mailbox was empty before
     /// it (this send listed its lane onto an empty `ready`), `Err` with the
     /// value if the Mailbox is gone.
-    pub(crate) fn push(&self, lane: &Lane<T>, value: T) -> Result<bool, T> {
+    pub(crate) fn push(&self, lane: &Arc<Lane<T>>, value: T) -> Result<bool, T> {
         if !lane.queue.push(value)? {
             return Ok(false);
         }
@@ -223,7 +223,9 @@ impl<T> Lanes<T> {
         // the consumer's take that emptied it, so that the consumer's use of
         // the link (its read of `next`) happens before our write below.
         fence(Acquire);
-        let this = lane as *const Lane<T> as *mut Lane<T>;
+        // `ready` owns a reference to each lane on it, which the consumer
+        // takes over.
+        let this = Arc::into_raw(Arc::clone(lane)).cast_mut();
         let mut top = self.ready.load(Relaxed);
         loop {
             lane.next.store(top, Relaxed);
@@ -238,10 +240,10 @@ impl<T> Lanes<T> {
         }
     }
 
-    /// Moves every queued message to the back of `out`: lane by lane in the
-    /// order they were listed, each lane oldest first. The number moved.
-    /// Only the consumer calls this.
-    pub(crate) fn take_all(&self, out: &mut VecDeque<T>) -> usize {
+    /// Takes every queued message into `out`, behind what it holds: lane
+    /// by lane in the order they were listed, each lane oldest first. The
+    /// number taken. Only the consumer calls this.
+    pub(crate) fn take_all(&self, out: &mut Taken<T>) -> usize {
         self.take_all_linking(out, |lane| &lane.back)
     }
 
@@ -251,7 +253,7 @@ impl<T> Lanes<T> {
     /// passes `back`.
     fn take_all_linking(
         &self,
-        out: &mut VecDeque<T>,
+        out: &mut Taken<T>,
         back: impl Fn(&Lane<T>) -> &AtomicPtr<Lane<T>>,
     ) -> usize {
         if self.is_empty() {
@@ -262,8 +264,8 @@ impl<T> Lanes<T> {
         // Reverse the chain, so that the lane listed first is taken first.
         let mut prev = ptr::null_mut();
         while !cur.is_null() {
-            // SAFETY: every pointer on `ready` is a lane kept alive by
-            // `registry` for as long as `self` lives.
+            // SAFETY: every pointer on `ready` is a reference that
+            // `Arc::into_raw` made (in `push`), now ours.
             let lane = unsafe { &*cur };
             back(lane).store(prev, Relaxed);
             prev = cur;
@@ -272,10 +274,13 @@ impl<T> Lanes<T> {
         let mut n = 0;
         let mut cur = prev;
         while !cur.is_null() {
-            // SAFETY: as above.
-            let lane = unsafe { &*cur };
-            n += lane.queue.take_all(out);
-            cur = back(lane).load(Relaxed);
+            // SAFETY: as above; each is taken over once, here.
+            let lane = unsafe { Arc::from_raw(cur) };
+            cur = back(&lane).load(Relaxed);
+            if let Some(chain) = lane.queue.take_chain() {
+                n += chain.len;
+                out.push(lane, chain);
+            }
         }
         n
     }
@@ -286,8 +291,112 @@ impl<T> Lanes<T> {
     pub(crate) fn close(&self, out: &mut VecDeque<T>) -> usize {
         let mut registry = self.registry();
         registry.closed = true;
-        self.ready.swap(ptr::null_mut(), Acquire);
+        self.unlist_all();
         registry.all.iter().map(|lane| lane.queue.close(out)).sum()
+    }
+
+    /// Drops the references on `ready` (after the close, or with `self`).
+    fn unlist_all(&self) {
+        let mut cur = self.ready.swap(ptr::null_mut(), Acquire);
+        while !cur.is_null() {
+            // SAFETY: as in `take_all_linking`.
+            let lane = unsafe { Arc::from_raw(cur) };
+            cur = lane.next.load(Relaxed);
+        }
+    }
+}
+
+impl<T> Drop for Lanes<T> {
+    fn drop(&mut self) {
+        // Lanes listed after the close (a send that got in before it).
+        self.unlist_all();
+    }
+}
+
+/// A taken chain at most this long is moved out at once, so that its
+/// slots go straight back to the senders; a longer one (a backlog) is read
+/// in place, so that the loop does not copy it into a buffer that would
+/// have to grow as large (the fresh pages of that buffer cost the 4->1
+/// criterion bench a sixth of its time; reading every chain in place cost
+/// the 1->1 bench a third of its rate, see the README). One under loom, so
+/// that the models take both paths.
+#[cfg(not(wakefd_loom))]
+const COPY_MAX: usize = 65536;
+#[cfg(wakefd_loom)]
+const COPY_MAX: usize = 1;
+
+/// Messages the consumer has taken and not handed out yet, oldest first:
+/// short chains moved out into `copied`, then long ones read in place from
+/// their slots (`held`), whose slots go back to their lane once read. Every
+/// message in `copied` is older than every one in `held`: while `held` is
+/// not empty, every new chain is held too.
+pub(crate) struct Taken<T> {
+    copied: VecDeque<T>,
+    held: VecDeque<Held<T>>,
+    held_len: usize,
+}
+
+/// One lane's taken chain, and the next slot of it to read.
+struct Held<T> {
+    lane: Arc<Lane<T>>,
+    chain: Chain,
+    next: u32,
+}
+
+impl<T> Taken<T> {
+    pub(crate) fn new() -> Taken<T> {
+        Taken {
+            copied: VecDeque::new(),
+            held: VecDeque::new(),
+            held_len: 0,
+        }
+    }
+
+    fn push(&mut self, lane: Arc<Lane<T>>, chain: Chain) {
+        if self.held.is_empty() && chain.len <= COPY_MAX {
+            lane.queue.move_out(chain, &mut self.copied);
+            return;
+        }
+        self.held_len += chain.len;
+        self.held.push_back(Held {
+            lane,
+            chain,
+            next: chain.first,
+        });
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.copied.len() + self.held_len
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The oldest message taken.
+    pub(crate) fn pop_front(&mut self) -> Option<T> {
+        if let Some(value) = self.copied.pop_front() {
+            return Some(value);
+        }
+        let held = self.held.front_mut()?;
+        let id = held.next;
+        // SAFETY: `id` is in a chain this Taken took and has not released,
+        // and `next` moves past it, so it is read once.
+        let (value, next) = unsafe { held.lane.queue.read(id) };
+        self.held_len -= 1;
+        held.next = next;
+        if id == held.chain.last {
+            let held = self.held.pop_front().expect("the front chain");
+            held.lane.queue.release(held.chain.first, held.chain.last);
+        }
+        Some(value)
+    }
+}
+
+impl<T> Drop for Taken<T> {
+    fn drop(&mut self) {
+        // Messages not handed out are dropped, and their slots freed.
+        while self.pop_front().is_some() {}
     }
 }
 

@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 use loom::sync::Arc;
 use loom::thread;
 
-use super::{Lane, Lanes};
+use super::{Lane, Lanes, Taken};
 use crate::loom::AtomicPtr;
 
 /// Which link the consumer reverses a taken chain through.
@@ -54,15 +54,17 @@ fn model(name: &str, one_lane: bool, link: Link) {
         let consumer = {
             let lanes = Arc::clone(&lanes);
             thread::spawn(move || {
-                let mut got = VecDeque::new();
-                lanes.take_all_linking(&mut got, link);
-                lanes.take_all_linking(&mut got, link);
-                got
+                let mut taken = Taken::new();
+                lanes.take_all_linking(&mut taken, link);
+                lanes.take_all_linking(&mut taken, link);
+                std::iter::from_fn(|| taken.pop_front()).collect::<VecDeque<_>>()
             })
         };
         let woke: usize = senders.into_iter().map(|s| s.join().unwrap()).sum();
         let mut got = consumer.join().unwrap();
-        lanes.take_all_linking(&mut got, link);
+        let mut taken = Taken::new();
+        lanes.take_all_linking(&mut taken, link);
+        got.extend(std::iter::from_fn(|| taken.pop_front()));
 
         let mut next = [0u32; 2];
         for (s, seq) in got {

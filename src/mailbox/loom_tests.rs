@@ -65,12 +65,13 @@ impl Bell for FakeBell {
     }
 }
 
-type Send = fn(&Shared<u32>, &Lane<u32>, u32, &FakeBell) -> Result<(), SendError<u32>>;
+type Send =
+    fn(&Shared<u32>, &std::sync::Arc<Lane<u32>>, u32, &FakeBell) -> Result<(), SendError<u32>>;
 type Consume = fn(&Shared<u32>, &mut Local<u32>, &FakeBell, &mut Vec<u32>);
 
 fn send(
     shared: &Shared<u32>,
-    lane: &Lane<u32>,
+    lane: &std::sync::Arc<Lane<u32>>,
     msg: u32,
     bell: &FakeBell,
 ) -> Result<(), SendError<u32>> {
@@ -257,7 +258,7 @@ fn broken_rearm_after_take() {
     fn consume(shared: &Shared<u32>, local: &mut Local<u32>, bell: &FakeBell, got: &mut Vec<u32>) {
         shared.queue.take_all(&mut local.buf);
         bell.rearm(false);
-        got.extend(local.buf.drain(..));
+        got.extend(std::iter::from_fn(|| local.buf.pop_front()));
     }
     scenario("broken_rearm_after_take", send, consume, [2, 1], 4);
 }
@@ -269,7 +270,7 @@ fn broken_rearm_after_take() {
 fn broken_wake_from_stale_emptiness() {
     fn send(
         shared: &Shared<u32>,
-        lane: &Lane<u32>,
+        lane: &std::sync::Arc<Lane<u32>>,
         msg: u32,
         bell: &FakeBell,
     ) -> Result<(), SendError<u32>> {
@@ -282,7 +283,7 @@ fn broken_wake_from_stale_emptiness() {
     }
     fn consume(shared: &Shared<u32>, local: &mut Local<u32>, bell: &FakeBell, got: &mut Vec<u32>) {
         refill_with(shared, local, bell);
-        got.extend(local.buf.drain(..));
+        got.extend(std::iter::from_fn(|| local.buf.pop_front()));
     }
     scenario("broken_wake_from_stale_emptiness", send, consume, [1, 1], 3);
 }

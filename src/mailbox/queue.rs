@@ -73,6 +73,15 @@ const TAG: u64 = 1 << 32;
 /// The id part of `head` and `free`.
 const ID: u64 = u32::MAX as u64;
 
+/// Slots the consumer took, oldest first through `next`: `first ..=
+/// last`, `len` of them.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Chain {
+    pub(crate) first: u32,
+    pub(crate) last: u32,
+    pub(crate) len: usize,
+}
+
 struct Slot<T> {
     /// The next slot down the stack this slot is in.
     next: AtomicU32,
@@ -194,58 +203,89 @@ impl<T> Queue<T> {
         }
     }
 
-    /// Moves every queued message to the back of `out`, oldest first; the
-    /// number moved. Only the consumer calls this (it owns the chain it takes).
-    pub(crate) fn take_all(&self, out: &mut VecDeque<T>) -> usize {
+    /// Takes every queued slot: the consumer owns the chain, oldest first,
+    /// until it hands it back with [`release`](Queue::release) after reading
+    /// each message once with [`read`](Queue::read). Only the consumer calls
+    /// this.
+    pub(crate) fn take_chain(&self) -> Option<Chain> {
         if self.is_empty() {
-            return 0;
+            return None;
         }
         // Acquire: synchronizes with every push in the chain (module doc).
         // Release: for `lanes.rs`, whose sender that finds the lane empty
         // after this take acquires it. Keeps CLOSED as it is (only `close`,
         // by the consumer, sets it).
         let taken = self.head.fetch_and(!ID, AcqRel);
-        self.move_out(taken as u32, out)
+        self.reverse(taken as u32)
+    }
+
+    /// Moves every queued message to the back of `out`, oldest first; the
+    /// number moved. Only the consumer calls this (the models).
+    #[cfg(all(test, wakefd_loom))]
+    pub(crate) fn take_all(&self, out: &mut VecDeque<T>) -> usize {
+        self.take_chain()
+            .map_or(0, |chain| self.move_out(chain, out))
     }
 
     /// Closes the queue (pushes fail from now on) and moves what was queued
     /// to `out`. Only the consumer calls this.
     pub(crate) fn close(&self, out: &mut VecDeque<T>) -> usize {
         let taken = self.head.swap(CLOSED, Acquire);
-        self.move_out(taken as u32, out)
+        self.reverse(taken as u32)
+            .map_or(0, |chain| self.move_out(chain, out))
     }
 
-    /// Reverses the chain from `top` (newest first) and moves its messages
-    /// to `out` oldest first, then frees its slots.
-    fn move_out(&self, top: u32, out: &mut VecDeque<T>) -> usize {
+    /// Reverses the chain from `top` (newest first) in place, so that it
+    /// runs oldest first.
+    fn reverse(&self, top: u32) -> Option<Chain> {
         if top == NIL {
-            return 0;
+            return None;
         }
-        // Reverse in place: the chain is ours.
+        // The chain is ours.
         let mut prev = NIL;
         let mut id = top;
+        let mut len = 0;
         while id != NIL {
             let slot = self.slot(id);
             let next = slot.next.load(Relaxed);
             slot.next.store(prev, Relaxed);
             prev = id;
             id = next;
+            len += 1;
         }
-        let oldest = prev;
-        let mut n = 0;
-        let mut id = oldest;
+        Some(Chain {
+            first: prev,
+            last: top,
+            len,
+        })
+    }
+
+    /// The message in slot `id` of a chain the caller took, and the slot
+    /// after it (`NIL` after the last).
+    ///
+    /// # Safety
+    ///
+    /// `id` is in a chain the caller took (and has not released), and each
+    /// slot of it is read at most once.
+    pub(crate) unsafe fn read(&self, id: u32) -> (T, u32) {
+        let slot = self.slot(id);
+        // SAFETY: the slot was pushed, so its sender wrote a message that
+        // the take's Acquire made visible; the caller reads it once.
+        let value = slot.value.with_mut(|p| unsafe { (*p).assume_init_read() });
+        (value, slot.next.load(Relaxed))
+    }
+
+    /// Moves a whole taken chain's messages to `out` and frees its slots.
+    pub(crate) fn move_out(&self, chain: Chain, out: &mut VecDeque<T>) -> usize {
+        let mut id = chain.first;
         while id != NIL {
-            let slot = self.slot(id);
-            // SAFETY: the slot was pushed, so its sender wrote a message
-            // that our Acquire made visible; we read it exactly once, and
-            // the slot goes back to the free list below.
-            out.push_back(slot.value.with_mut(|p| unsafe { (*p).assume_init_read() }));
-            n += 1;
-            id = slot.next.load(Relaxed);
+            // SAFETY: the chain is ours; each slot is read once.
+            let (value, next) = unsafe { self.read(id) };
+            out.push_back(value);
+            id = next;
         }
-        // After the reversal, `oldest` leads to `top` through `next`.
-        self.release(oldest, top);
-        n
+        self.release(chain.first, chain.last);
+        chain.len
     }
 
     /// Pops a free slot, allocating a chunk when there is none.
@@ -254,8 +294,9 @@ impl<T> Queue<T> {
     }
 
     /// Pushes the chain `first ..= last` (linked through `next`) onto the
-    /// free list.
-    fn release(&self, first: u32, last: u32) {
+    /// free list. The consumer calls it with a chain it took, once every
+    /// message in it was read.
+    pub(crate) fn release(&self, first: u32, last: u32) {
         let last = self.slot(last);
         let mut cur = self.free.load(Relaxed);
         loop {
@@ -333,9 +374,9 @@ impl<T> Drop for Queue<T> {
     fn drop(&mut self) {
         // Messages still queued (the Mailbox closes and empties the queue
         // when it is dropped, so normally none).
-        let mut rest = VecDeque::new();
-        self.take_all(&mut rest);
-        drop(rest);
+        if let Some(chain) = self.take_chain() {
+            self.move_out(chain, &mut VecDeque::new());
+        }
         // `get_mut`, not `lock`: no lock is taken (in a forked child, a
         // thread of the parent may have held it at the fork).
         let count = *self.grow.get_mut().unwrap_or_else(|e| e.into_inner());
