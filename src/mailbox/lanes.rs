@@ -53,13 +53,14 @@
 //!   consumer's take, which releases: the consumer's read of the link
 //!   happens before that send's write of it.
 //! * The consumer reverses the chain through a second link, `back`, that
-//!   only it touches. Reversing through `next` would race: the consumer's
-//!   write to `next` and a later lister's are not ordered by happens-before
-//!   (the lister learns that the lane is empty from the lane's head, which
-//!   the consumer's take does not release), so the lister's link could be
-//!   overwritten by the consumer's older one in the modification order, and
-//!   the lanes behind it lost (`broken_reversal_through_the_senders_link`,
-//!   which loom found while checking an earlier draft that did this).
+//!   only it touches, and follows it after each lane's take. Through `next`
+//!   it would race with the send that lists the emptied lane again and
+//!   overwrites `next`: the lanes behind it in the taken chain would be lost
+//!   (`broken_reversal_through_the_senders_link`). Loom found this in a
+//!   first draft that reversed through `next` and read each link before the
+//!   take: the take did not release then, so the consumer's reversal write
+//!   and the relisting send's write were unordered, and the older one could
+//!   win.
 //!
 //! Loom checks the listing and the take in `lanes_loom_tests.rs`. It cannot
 //! check the fence: the outcome it rules out (the consumer's read of a link
@@ -276,8 +277,11 @@ impl<T> Lanes<T> {
         while !cur.is_null() {
             // SAFETY: as above; each is taken over once, here.
             let lane = unsafe { Arc::from_raw(cur) };
+            let chain = lane.queue.take_chain();
+            // After the take: a send may have listed the lane again since,
+            // which `back` does not care about (`next` would).
             cur = back(&lane).load(Relaxed);
-            if let Some(chain) = lane.queue.take_chain() {
+            if let Some(chain) = chain {
                 n += chain.len;
                 out.push(lane, chain);
             }

@@ -93,9 +93,9 @@ fn one_lane_shared_by_two_threads() {
 }
 
 /// Mutation: the consumer reverses the taken chain through the link the
-/// senders list with. A send that lists an emptied lane again writes that
-/// link too, unordered with the consumer's write: the consumer's older
-/// value can win, and the next take loses the lanes behind it.
+/// senders list with, and follows it after each lane's take. A send that
+/// lists the emptied lane again overwrites that link, and the lanes behind
+/// it in the taken chain are never taken.
 #[test]
 #[should_panic(expected = "lost")]
 fn broken_reversal_through_the_senders_link() {
