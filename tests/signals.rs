@@ -339,6 +339,15 @@ fn signals_are_seen(backend: Backend, signals: u64) {
             if seen == signals {
                 break Ok(());
             }
+            // The victim's own notifies keep `wait` returning: without a
+            // deadline here, a sender that gave up (its deadline passed, on
+            // a loaded machine) left this loop running forever.
+            if Instant::now() >= deadline {
+                break Err(format!(
+                    "not all handler calls seen by the deadline: {seen} of {signals}, {} made",
+                    USR1.calls.load(Relaxed) - base
+                ));
+            }
             match notifier.wait(Some(TIMEOUT)) {
                 Ok(true) => {
                     wakes += 1;
