@@ -13,9 +13,9 @@
 //!   one, or one of its own), a lock-free stack whose push tells the sender
 //!   whether it was empty (`mailbox/queue.rs`); the send that finds its lane
 //!   empty lists the lane on a stack of lanes with messages, and that
-//!   listing tells it whether the whole mailbox was empty. Only the send that finds the mailbox empty
-//!   wakes the loop; the messages behind it are taken by the same take as
-//!   its own. A send whose wake write failed makes the next send wake
+//!   listing tells it whether the whole mailbox was empty. Only the send
+//!   that finds the mailbox empty wakes the loop; the messages behind it
+//!   are taken by the same take as its own. A send whose wake write failed makes the next send wake
 //!   too, and the notifier's `FAILED` bit makes that wake a write.
 //! * **the loop's side re-arms before it takes**: every call that looks at
 //!   the queue first re-arms the notifier (read the fd if needed, clear the
@@ -884,7 +884,7 @@ impl<T> fmt::Debug for Drain<'_, T> {
 /// ```
 pub struct Sender<T> {
     shared: Arc<Shared<T>>,
-    /// This Sender's own queue (`mailbox/lanes.rs`).
+    /// The lane this Sender queues into (`mailbox/lanes.rs`).
     lane: Arc<Lane<T>>,
     waker: Waker,
 }
