@@ -54,6 +54,21 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Allocations counted while `round` runs 1 000 times, after 4 rounds of
+/// warm-up in which the buffers (and lanes) grow to their size.
+fn steady_state_allocations(mut round: impl FnMut()) -> usize {
+    for _ in 0..4 {
+        round();
+    }
+    let before = ALLOCS.load(Ordering::Relaxed);
+    COUNTING.with(|c| c.set(true));
+    for _ in 0..1_000 {
+        round();
+    }
+    COUNTING.with(|c| c.set(false));
+    ALLOCS.load(Ordering::Relaxed) - before
+}
+
 #[test]
 fn steady_traffic_allocates_nothing_per_message() {
     let _serial = serial();
@@ -61,30 +76,19 @@ fn steady_traffic_allocates_nothing_per_message() {
         let mut mailbox = Mailbox::<u64>::with_backend(backend).unwrap();
         let sender = mailbox.sender();
         let mut sum = 0;
-        let mut round = |n: u64| {
-            for i in 0..n {
+        let allocs = steady_state_allocations(|| {
+            for i in 0..64 {
                 sender.send(i).unwrap();
             }
             sum += mailbox.drain().sum::<u64>();
-            for i in 0..n {
+            for i in 0..64 {
                 sender.send(i).unwrap();
             }
             while let Ok(i) = mailbox.try_recv() {
                 sum += i;
             }
-        };
-        // Warm up: both buffers grow to the burst size.
-        for _ in 0..4 {
-            round(64);
-        }
-        let before = ALLOCS.load(Ordering::Relaxed);
-        COUNTING.with(|c| c.set(true));
-        for _ in 0..1_000 {
-            round(64);
-        }
-        COUNTING.with(|c| c.set(false));
-        let after = ALLOCS.load(Ordering::Relaxed);
-        assert_eq!(after - before, 0, "{backend}: allocations in steady state");
+        });
+        assert_eq!(allocs, 0, "{backend}: allocations in steady state");
         assert_eq!(sum, 1_004 * 2 * (0..64).sum::<u64>());
     }
 }
@@ -153,8 +157,8 @@ fn a_sender_with_lane_per_message_allocates_nothing_in_steady_state() {
         let sender = mailbox.sender();
         let mut alive = Vec::with_capacity(8);
         let mut sum = 0;
-        let mut round = |n: u64| {
-            for i in 0..n {
+        let allocs = steady_state_allocations(|| {
+            for i in 0..64 {
                 let clone = sender.clone_with_lane();
                 clone.send(i).unwrap();
                 alive.push(clone);
@@ -164,18 +168,8 @@ fn a_sender_with_lane_per_message_allocates_nothing_in_steady_state() {
             }
             alive.clear();
             sum += mailbox.drain().sum::<u64>();
-        };
-        for _ in 0..4 {
-            round(64);
-        }
-        let before = ALLOCS.load(Ordering::Relaxed);
-        COUNTING.with(|c| c.set(true));
-        for _ in 0..1_000 {
-            round(64);
-        }
-        COUNTING.with(|c| c.set(false));
-        let after = ALLOCS.load(Ordering::Relaxed);
-        assert_eq!(after - before, 0, "{backend}: allocations in steady state");
+        });
+        assert_eq!(allocs, 0, "{backend}: allocations in steady state");
         assert_eq!(sum, 1_004 * (0..64).sum::<u64>());
     }
 }
