@@ -16,32 +16,56 @@
 //!   bit above the id makes pushes fail once the Mailbox is gone.
 //! * **The consumer** swaps `head` to empty (taking every queued slot at once),
 //!   reverses the chain to get the messages oldest first (FIFO for the
-//!   lane, so per `Sender`), moves them out, and pushes the whole chain onto
-//!   the free list with one CAS.
-//! * **`free`** is a second Treiber stack, of empty slots. Senders pop from it
-//!   concurrently, so it carries an ABA tag in its upper 32 bits: a pop that
-//!   read a slot's `next` and was then overtaken (the slot popped, reused and
-//!   pushed back) fails its CAS because the tag moved on. `next` is an atomic,
-//!   so that racy read is well defined; its value is used only if the CAS
-//!   succeeds. (The tag wraps after 2^32 pushes and pops during one pop: not
-//!   a practical concern.)
+//!   lane, so per `Sender`), moves them out, and appends the whole chain to
+//!   the free list with one store.
+//! * **The free list** is a queue of empty slots, linked through `next`:
+//!   senders pop from its front (`free`), the consumer alone appends at its
+//!   back (`tail`). A sender never pops the last free slot, so the
+//!   consumer's `tail` is always still on the list, and appending is one
+//!   Release store of the link in it. Senders pop concurrently, so `free`
+//!   carries an ABA tag in its upper 32 bits: a pop that read a slot's
+//!   `next` and was then overtaken (the slot popped, reused and given back)
+//!   fails its CAS because the tag moved on. `next` is an atomic, so that
+//!   racy read is well defined; its value is used only if the CAS succeeds.
+//!   (The tag wraps after 2^32 pops during one pop: not a practical
+//!   concern.)
+//! * **Why a queue and not a stack of free slots.** Slots then go round in
+//!   one fixed order, like a ring buffer's, so senders write and the
+//!   consumer walks memory in address order, which the CPU's prefetcher
+//!   follows. With a stack (the first design), each chain freed
+//!   while a sender was half-way through an earlier one split that one
+//!   in two; after enough wakes, slots were handed out in runs of a few,
+//!   every step of a walk was a cache miss on a line the other core had
+//!   just written, and a 1-to-1 stream slowed several-fold for as long as
+//!   the queue lived (the README's Mailbox numbers).
+//! * **Fresh slots.** When the free list has only its last slot, a sender
+//!   takes a fresh slot of the newest chunk (`fresh`, a range bumped by
+//!   CAS), and when none is left, allocates the next chunk under `grow`.
 //!
 //! # Orderings
 //!
-//! * A sender owns a slot from its successful `free` pop (Acquire: it
-//!   synchronizes with the consumer's Release push of that slot, so the
-//!   consumer's move out of it happens before the sender's write) until its
-//!   successful `head` push (Release: its write of the message and of
-//!   `next` happen before the consumer's Acquire swap that takes it; the
-//!   pushes are read-modify-writes, so one swap synchronizes with every
-//!   sender whose push is in the chain it took).
-//! * The consumer owns every slot of the chain it swapped out until it pushes
-//!   them onto `free`.
+//! * A sender owns a slot from its successful pop until its successful
+//!   `head` push (Release: its write of the message and of `next` happen
+//!   before the consumer's Acquire swap that takes it; the pushes are
+//!   read-modify-writes, so one swap synchronizes with every sender whose
+//!   push is in the chain it took).
+//! * The consumer owns every slot of the chain it swapped out until it
+//!   appends them to the free list. The append's Release store pairs with
+//!   the Acquire read of that link by the sender that pops the old last
+//!   slot, and pops are AcqRel compare-and-swaps, so every later pop (by any
+//!   sender) is ordered after it too: the consumer's move out of a slot
+//!   happens before the next write into it.
+//! * A fresh slot: the chunk's Release store, then `fresh`'s Release store,
+//!   pair with the Acquire of `fresh` by the sender that takes the slot.
 //!
 //! Loom checks this with 2 senders, a consumer and chunks of one slot, so
-//! that growth and reuse both happen (`queue_loom_tests`), and catches a
-//! slot published with a Relaxed compare-and-swap, through the take and
-//! through the close.
+//! that growth, fresh slots and reuse all happen (`queue_loom_tests`). It
+//! catches a slot published with a Relaxed compare-and-swap (through the
+//! take and through the close) and the free list's append as a Relaxed
+//! store. Three more mutations, run by hand, each fail a model: a Relaxed
+//! read of the link in a pop, a pop that is Acquire only (the second
+//! sender's write then races the consumer's move out), and Relaxed
+//! `fresh`.
 
 use std::collections::VecDeque;
 use std::mem::MaybeUninit;
@@ -83,7 +107,8 @@ pub(crate) struct Chain {
 }
 
 struct Slot<T> {
-    /// The next slot down the stack this slot is in.
+    /// The next slot: down the stack of queued messages, along a chain the
+    /// consumer took (once reversed), or along the free list.
     next: AtomicU32,
     value: UnsafeCell<MaybeUninit<T>>,
 }
@@ -91,17 +116,31 @@ struct Slot<T> {
 pub(crate) struct Queue<T> {
     /// The top of the stack of queued messages, and `CLOSED`.
     head: Line<AtomicU64>,
-    /// The top of the stack of free slots, and the ABA tag.
-    free: Line<AtomicU64>,
+    /// Where senders get slots: the free list and the fresh ones.
+    alloc: Line<Alloc>,
+    /// The last slot of the free list (`NIL` before the first release):
+    /// the consumer's alone, so on a line of its own.
+    tail: Line<AtomicU32>,
     /// Chunk `k`, or null before it is allocated. Set once, under `grow`;
-    /// read on every slot access, so kept off the lines of `head` and `free`
-    /// (it follows them; it may share a line with `grow`, which is cold).
+    /// read on every slot access, so kept off the lines that are written
+    /// per message (it may share a line with `grow`, which is cold).
     chunks: [AtomicPtr<Slot<T>>; CHUNKS],
     /// Serializes allocation: how many chunks exist.
     grow: Mutex<usize>,
 }
 
-/// A value on cache lines of its own. `head` and `free` are written by
+/// The senders' side of slot allocation, written by senders only (the
+/// consumer writes `free` once, to start the list).
+struct Alloc {
+    /// The first slot of the free list (`NIL` before the consumer's first
+    /// release), and the ABA tag.
+    free: AtomicU64,
+    /// The slots of the newest chunk not handed out yet: ids `low ..
+    /// high` (low and high 32 bits).
+    fresh: AtomicU64,
+}
+
+/// A value on cache lines of its own. `head` and `alloc` are written by
 /// every send; sharing a line with each other or with `chunks` (read on
 /// every slot access) made each write evict what the other threads were
 /// reading. 128 bytes: x86's adjacent-line prefetcher pulls lines in pairs
@@ -137,7 +176,11 @@ impl<T> Queue<T> {
     pub(crate) fn new() -> Queue<T> {
         Queue {
             head: Line(AtomicU64::new(NIL as u64)),
-            free: Line(AtomicU64::new(NIL as u64)),
+            alloc: Line(Alloc {
+                free: AtomicU64::new(NIL as u64),
+                fresh: AtomicU64::new(0),
+            }),
+            tail: Line(AtomicU32::new(NIL)),
             chunks: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
             grow: Mutex::new(0),
         }
@@ -188,7 +231,8 @@ impl<T> Queue<T> {
             if top & CLOSED != 0 {
                 // SAFETY: still ours (not pushed); we wrote it above.
                 let value = slot.value.with_mut(|p| unsafe { (*p).assume_init_read() });
-                self.release(id, id);
+                // The slot is not given back (only the consumer appends to
+                // the free list); a closed queue never opens again.
                 return Err(value);
             }
             slot.next.store(top as u32, Relaxed);
@@ -225,6 +269,14 @@ impl<T> Queue<T> {
     pub(crate) fn take_all(&self, out: &mut VecDeque<T>) -> usize {
         self.take_chain()
             .map_or(0, |chain| self.move_out(chain, out))
+    }
+
+    /// `take_all`, with the ordering of the free list's append as a
+    /// parameter (the models).
+    #[cfg(all(test, wakefd_loom))]
+    pub(crate) fn take_all_appending(&self, out: &mut VecDeque<T>, append: Ordering) -> usize {
+        self.take_chain()
+            .map_or(0, |chain| self.move_out_appending(chain, out, append))
     }
 
     /// Closes the queue (pushes fail from now on) and moves what was queued
@@ -277,6 +329,12 @@ impl<T> Queue<T> {
 
     /// Moves a whole taken chain's messages to `out` and frees its slots.
     pub(crate) fn move_out(&self, chain: Chain, out: &mut VecDeque<T>) -> usize {
+        self.move_out_appending(chain, out, Release)
+    }
+
+    /// `move_out`, with the ordering of the free list's append (see
+    /// `release_appending`).
+    fn move_out_appending(&self, chain: Chain, out: &mut VecDeque<T>, append: Ordering) -> usize {
         let mut id = chain.first;
         while id != NIL {
             // SAFETY: the chain is ours; each slot is read once.
@@ -284,41 +342,55 @@ impl<T> Queue<T> {
             out.push_back(value);
             id = next;
         }
-        self.release(chain.first, chain.last);
+        self.release_appending(chain.first, chain.last, append);
         chain.len
     }
 
-    /// Pops a free slot, allocating a chunk when there is none.
+    /// Pops a free slot, or takes a fresh one, allocating a chunk when
+    /// there is neither.
     fn alloc(&self) -> u32 {
-        self.try_pop_free().unwrap_or_else(|| self.grow())
+        self.try_pop_free()
+            .or_else(|| self.try_take_fresh())
+            .unwrap_or_else(|| self.grow())
     }
 
-    /// Pushes the chain `first ..= last` (linked through `next`) onto the
-    /// free list. The consumer calls it with a chain it took, once every
-    /// message in it was read.
+    /// Appends the chain `first ..= last` (linked through `next`, `NIL`
+    /// after `last`) to the free list. The consumer calls it with a chain it
+    /// took, once every message in it was read.
     pub(crate) fn release(&self, first: u32, last: u32) {
-        let last = self.slot(last);
-        let mut cur = self.free.load(Relaxed);
-        loop {
-            last.next.store((cur & ID) as u32, Relaxed);
-            let new = (cur & !ID).wrapping_add(TAG) | first as u64;
-            // Release: the moves out of these slots happen before a sender's
-            // Acquire pop of them.
-            match self.free.compare_exchange_weak(cur, new, Release, Relaxed) {
-                Ok(_) => return,
-                Err(actual) => cur = actual,
-            }
-        }
+        self.release_appending(first, last, Release);
     }
 
-    /// Allocates the next chunk, keeps its first slot and frees the rest.
-    /// Rare: the queue grows to the most messages ever in flight at once.
+    /// `release`, with the ordering of the store that appends the chain as
+    /// a parameter only so that a loom model can break it
+    /// (`broken_relaxed_append_is_caught`); everything else passes
+    /// `Release`.
+    fn release_appending(&self, first: u32, last: u32, append: Ordering) {
+        let tail = self.tail.load(Relaxed);
+        if tail == NIL {
+            // The first release starts the list. Senders do not write
+            // `free` while it is NIL. Release: as below.
+            let tag = self.alloc.free.load(Relaxed) & !ID;
+            self.alloc.free.store(tag | first as u64, append);
+        } else {
+            // `tail` is still on the list: a sender pops a slot only when
+            // it has a successor. Release: the moves out of the chain's
+            // messages and its links happen before a sender's Acquire read
+            // of this link, and so before its use of any slot of the chain.
+            self.slot(tail).next.store(first, append);
+        }
+        self.tail.store(last, Relaxed);
+    }
+
+    /// Allocates the next chunk and keeps its first slot; the rest become
+    /// the fresh slots. Rare: the queue grows to the most messages ever in
+    /// flight at once.
     #[cold]
     fn grow(&self) -> u32 {
         let mut chunks = self.grow.lock().unwrap_or_else(|e| e.into_inner());
         // Another sender may have grown the queue while we waited, or the
         // consumer freed slots.
-        if let Some(id) = self.try_pop_free() {
+        if let Some(id) = self.try_pop_free().or_else(|| self.try_take_fresh()) {
             return id;
         }
         let k = *chunks;
@@ -326,13 +398,8 @@ impl<T> Queue<T> {
         let len = BASE << k;
         let first = (BASE * ((1 << k) - 1) + 1) as u32;
         let slots: Box<[Slot<T>]> = (0..len)
-            .map(|i| Slot {
-                // Link slot i to slot i + 1, the last to none.
-                next: AtomicU32::new(if i + 1 < len {
-                    first + i as u32 + 1
-                } else {
-                    NIL
-                }),
+            .map(|_| Slot {
+                next: AtomicU32::new(NIL),
                 value: UnsafeCell::new(MaybeUninit::uninit()),
             })
             .collect();
@@ -340,29 +407,63 @@ impl<T> Queue<T> {
         // id in this chunk (see `slot`).
         self.chunks[k].store(Box::into_raw(slots).cast(), Release);
         *chunks = k + 1;
-        // Free the spare slots before unlocking, so that a sender waiting
-        // for the lock finds them instead of growing again.
-        if len > 1 {
-            self.release(first + 1, first + len as u32 - 1);
-        }
+        // The rest, before unlocking, so that a sender waiting for the lock
+        // finds them instead of growing again. Release: pairs with the
+        // Acquire of `try_take_fresh`, for the chunk store above.
+        let end = first as u64 + len as u64;
+        self.alloc
+            .fresh
+            .store((end << 32) | (first as u64 + 1), Release);
         drop(chunks);
         first
     }
 
-    /// Pops a free slot, if there is one.
+    /// Takes a fresh slot (never used) of the newest chunk, if one is left.
+    fn try_take_fresh(&self) -> Option<u32> {
+        // Acquire: pairs with the Release store in `grow` (the chunk).
+        let mut cur = self.alloc.fresh.load(Acquire);
+        loop {
+            let (low, high) = (cur & ID, cur >> 32);
+            if low >= high {
+                return None;
+            }
+            match self
+                .alloc
+                .fresh
+                .compare_exchange_weak(cur, cur + 1, Acquire, Acquire)
+            {
+                Ok(_) => return Some(low as u32),
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// Pops a free slot, if there is one that is not the last: the last
+    /// stays, for the consumer to append after.
     fn try_pop_free(&self) -> Option<u32> {
-        // Acquire: synchronizes with the Release push that freed the slot.
-        let mut cur = self.free.load(Acquire);
+        // Acquire: the slot and every link before it (below).
+        let mut cur = self.alloc.free.load(Acquire);
         loop {
             let id = (cur & ID) as u32;
             if id == NIL {
                 return None;
             }
+            let slot = self.slot(id);
             // Racy if another sender pops and reuses this slot meanwhile;
-            // then the tag has moved and the CAS below fails.
-            let next = self.slot(id).next.load(Relaxed);
+            // then the tag has moved and the CAS below fails. Acquire: pairs
+            // with the consumer's Release append when `id` was the last.
+            let next = slot.next.load(Acquire);
+            if next == NIL {
+                return None;
+            }
             let new = (cur & !ID).wrapping_add(TAG) | next as u64;
-            match self.free.compare_exchange_weak(cur, new, Acquire, Acquire) {
+            // AcqRel: a sender that pops after us acquires, through our
+            // write, what we acquired from the consumer's append.
+            match self
+                .alloc
+                .free
+                .compare_exchange_weak(cur, new, AcqRel, Acquire)
+            {
                 Ok(_) => return Some(id),
                 Err(actual) => cur = actual,
             }

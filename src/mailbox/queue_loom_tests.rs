@@ -70,6 +70,64 @@ fn broken_relaxed_publish_is_caught_by_the_take() {
     producers_and_consumer(Relaxed);
 }
 
+/// A slot goes back to the senders only once the consumer is done with it.
+/// Set up in sequence: slot 1 is on the free list (its last slot, which
+/// senders leave), slots 2 and 3 hold queued messages. Then the consumer
+/// takes them and appends their slots after slot 1, while two producers
+/// push once each: the first pop takes slot 1 if it sees the append, the
+/// second slot 2 if it sees the first. The consumer's move out of slot 2's
+/// message must happen before the write into it (loom checks every access
+/// to a slot), through the append and through the first pop, and every
+/// message is taken once.
+fn free_list_reuse(append: Ordering) {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(2);
+    builder.check(move || {
+        let queue = Arc::new(Queue::<u32>::new());
+        let mut got = VecDeque::new();
+        queue.push(1).unwrap();
+        queue.take_all(&mut got);
+        queue.push(2).unwrap();
+        queue.push(3).unwrap();
+        let consumer = {
+            let queue = Arc::clone(&queue);
+            thread::spawn(move || {
+                let mut got = VecDeque::new();
+                queue.take_all_appending(&mut got, append);
+                got
+            })
+        };
+        let producers: Vec<_> = [4, 5]
+            .into_iter()
+            .map(|msg| {
+                let queue = Arc::clone(&queue);
+                thread::spawn(move || queue.push(msg).unwrap())
+            })
+            .collect();
+        for producer in producers {
+            producer.join().unwrap();
+        }
+        got.extend(consumer.join().unwrap());
+        queue.take_all(&mut got);
+        got.make_contiguous()[3..].sort_unstable();
+        assert_eq!(got, [1, 2, 3, 4, 5]);
+    });
+}
+
+#[test]
+fn freed_slots_are_reused_after_their_messages_moved_out() {
+    free_list_reuse(Release);
+}
+
+/// The free list's append as a Relaxed store: a producer that follows the
+/// new link is not ordered after the consumer's move out of the slot it
+/// then writes. The model must catch that.
+#[test]
+#[should_panic(expected = "Causality violation")]
+fn broken_relaxed_append_is_caught() {
+    free_list_reuse(Relaxed);
+}
+
 /// Closing hands a racing push its message back or takes it: never both,
 /// never neither (loom's leak check catches a message dropped by nobody).
 #[test]
