@@ -5,7 +5,8 @@
 //! # Shape
 //!
 //! * **A lane** is a [`Queue`] (`queue.rs`: a lock-free stack of recycled
-//!   slots whose push says whether it was empty) plus two links. Every
+//!   slots, free ones going round in a FIFO, whose push says whether it was
+//!   empty) plus two links. Every
 //!   `Sender` made by `Mailbox::sender` (and its clones) sends on the
 //!   mailbox's **common** lane, so their messages keep one order. A `Sender`
 //!   made by `Mailbox::sender_with_lane` or `Sender::clone_with_lane` gets
