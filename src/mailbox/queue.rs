@@ -8,8 +8,8 @@
 //!   `BASE << k` slots) and freed only with the queue, so a slot is named by a
 //!   32-bit id (index + 1; 0 is "none") and its memory never goes away while
 //!   the queue lives.
-//! * **`head`** is the top of a Treiber stack of queued slots. A sender pops a
-//!   free slot, writes its message into it, and pushes it with one
+//! * **`head`** is the top of a Treiber stack of queued slots. A sender takes
+//!   a free slot (below), writes its message into it, and pushes it with one
 //!   compare-and-swap; the value that CAS replaced tells it whether the queue
 //!   was empty, which is the Mailbox's "only the send that finds the queue
 //!   empty wakes the loop" rule, decided atomically with the push. A `CLOSED`
@@ -38,34 +38,47 @@
 //!   every step of a walk was a cache miss on a line the other core had
 //!   just written, and a 1-to-1 stream slowed several-fold for as long as
 //!   the queue lived (the README's Mailbox numbers).
-//! * **Fresh slots.** When the free list has only its last slot, a sender
-//!   takes a fresh slot of the newest chunk (`fresh`, a range bumped by
-//!   CAS), and when none is left, allocates the next chunk under `grow`.
+//! * **Fresh slots.** When the free list has only its last slot (or does
+//!   not exist yet: before the consumer's first release), a sender takes a
+//!   fresh slot of the newest chunk (`fresh`, a range bumped by CAS), and
+//!   when none is left, allocates the next chunk under `grow`. A pop that
+//!   reads a link of none looks at the front again before it believes it:
+//!   the none may be a later life's link, written by the sender that popped
+//!   and queued that slot meanwhile (the first version gave up there, and
+//!   so grew the queue for nothing). That link store is Release, so the
+//!   second look sees the pop.
+//! * A send that finds the queue closed after taking a slot keeps its
+//!   message and drops the slot: only the consumer appends to the free
+//!   list, and a closed queue never opens again.
 //!
 //! # Orderings
 //!
-//! * A sender owns a slot from its successful pop until its successful
-//!   `head` push (Release: its write of the message and of `next` happen
-//!   before the consumer's Acquire swap that takes it; the pushes are
-//!   read-modify-writes, so one swap synchronizes with every sender whose
-//!   push is in the chain it took).
+//! * A sender owns a slot from its successful pop (or take of a fresh
+//!   one) until its successful `head` push (Release: its write of the
+//!   message and of `next` happen before the consumer's Acquire swap that
+//!   takes it; the pushes are read-modify-writes, so one swap synchronizes
+//!   with every sender whose push is in the chain it took).
 //! * The consumer owns every slot of the chain it swapped out until it
 //!   appends them to the free list. The append's Release store pairs with
 //!   the Acquire read of that link by the sender that pops the old last
-//!   slot, and pops are AcqRel compare-and-swaps, so every later pop (by any
-//!   sender) is ordered after it too: the consumer's move out of a slot
-//!   happens before the next write into it.
+//!   slot (the first release's Release store to `free`, with the Acquire
+//!   load of `free`), and pops are AcqRel compare-and-swaps, so every later
+//!   pop (by any sender) is ordered after it too: the consumer's move out of
+//!   a slot happens before the next write into it.
 //! * A fresh slot: the chunk's Release store, then `fresh`'s Release store,
 //!   pair with the Acquire of `fresh` by the sender that takes the slot.
 //!
-//! Loom checks this with 2 senders, a consumer and chunks of one slot, so
-//! that growth, fresh slots and reuse all happen (`queue_loom_tests`). It
-//! catches a slot published with a Relaxed compare-and-swap (through the
-//! take and through the close) and the free list's append as a Relaxed
-//! store. Three more mutations, run by hand, each fail a model: a Relaxed
-//! read of the link in a pop, a pop that is Acquire only (the second
-//! sender's write then races the consumer's move out), and Relaxed
-//! `fresh`.
+//! Loom checks this with 2 senders, a consumer and small chunks (chunk `k`
+//! holds `2^k` slots), so that growth, fresh slots and reuse all happen
+//! (`queue_loom_tests`). It catches a slot published with a Relaxed
+//! compare-and-swap (through the take and through the close), the free
+//! list's append and its first release as Relaxed stores, and a pop that
+//! gives up on a stale link of none. Three more mutations, run by hand,
+//! each fail a model: a Relaxed read of the link in a pop, a pop that is
+//! Acquire only (the second sender's write then races the consumer's move
+//! out), and Relaxed `fresh`. No model reaches the ABA case that the tag
+//! guards against (it takes a sender overtaken while every other free slot
+//! goes round once).
 
 use std::collections::VecDeque;
 use std::mem::MaybeUninit;
@@ -235,7 +248,9 @@ impl<T> Queue<T> {
                 // the free list); a closed queue never opens again.
                 return Err(value);
             }
-            slot.next.store(top as u32, Relaxed);
+            // Release: a sender that reads this link through a stale front
+            // of the free list (`try_pop_free`) then sees our pop.
+            slot.next.store(top as u32, Release);
             // Release: publishes the message and `next` (module doc).
             match self
                 .head
@@ -269,6 +284,13 @@ impl<T> Queue<T> {
     pub(crate) fn take_all(&self, out: &mut VecDeque<T>) -> usize {
         self.take_chain()
             .map_or(0, |chain| self.move_out(chain, out))
+    }
+
+    /// How many chunks exist (the models: a pop that gives up on a free
+    /// slot makes the queue grow).
+    #[cfg(all(test, wakefd_loom))]
+    pub(crate) fn chunk_count(&self) -> usize {
+        *self.grow.lock().unwrap()
     }
 
     /// `take_all`, with the ordering of the free list's append as a
@@ -384,7 +406,7 @@ impl<T> Queue<T> {
 
     /// Allocates the next chunk and keeps its first slot; the rest become
     /// the fresh slots. Rare: the queue grows to the most messages ever in
-    /// flight at once.
+    /// flight at once, plus the free slot kept last.
     #[cold]
     fn grow(&self) -> u32 {
         let mut chunks = self.grow.lock().unwrap_or_else(|e| e.into_inner());
@@ -438,8 +460,9 @@ impl<T> Queue<T> {
         }
     }
 
-    /// Pops a free slot, if there is one that is not the last: the last
-    /// stays, for the consumer to append after.
+    /// Pops a free slot, if there is one that is not the last (that one
+    /// stays, for the consumer to append after). `None` may also come from
+    /// a consumer appending at the moment the list is down to its last.
     fn try_pop_free(&self) -> Option<u32> {
         // Acquire: the slot and every link before it (below).
         let mut cur = self.alloc.free.load(Acquire);
@@ -454,7 +477,17 @@ impl<T> Queue<T> {
             // with the consumer's Release append when `id` was the last.
             let next = slot.next.load(Acquire);
             if next == NIL {
-                return None;
+                // The last free slot, or a stale read: another sender popped
+                // `id` meanwhile and wrote its link when it queued it. Only
+                // an unchanged front means the former. That sender's link
+                // store is Release (`push_publishing`), so having read it,
+                // this load sees its pop.
+                let now = self.alloc.free.load(Acquire);
+                if now == cur {
+                    return None;
+                }
+                cur = now;
+                continue;
             }
             let new = (cur & !ID).wrapping_add(TAG) | next as u64;
             // AcqRel: a sender that pops after us acquires, through our

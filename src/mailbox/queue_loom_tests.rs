@@ -1,5 +1,6 @@
-//! Loom model of the Mailbox's queue: 2 producers and a consumer, with
-//! one-slot chunks so that growth, the free list and slot reuse all happen.
+//! Loom models of the Mailbox's queue: 2 producers and a consumer, with
+//! small chunks (chunk `k` holds `2^k` slots under loom) so that growth,
+//! fresh slots, the free list and slot reuse all happen.
 //!
 //! Run with
 //! `RUSTFLAGS="--cfg wakefd_loom" LOOM_MAX_PREEMPTIONS=2 cargo test --release --lib`.
@@ -126,6 +127,89 @@ fn freed_slots_are_reused_after_their_messages_moved_out() {
 #[should_panic(expected = "Causality violation")]
 fn broken_relaxed_append_is_caught() {
     free_list_reuse(Relaxed);
+}
+
+/// The consumer's first release starts the free list (a store to its
+/// front) while a producer pushes twice: the producer pops slot 1 if it
+/// sees that store, and must then find the consumer's move out of slot 1
+/// done.
+fn first_release(append: Ordering) {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(2);
+    builder.check(move || {
+        let queue = Arc::new(Queue::<u32>::new());
+        queue.push(1).unwrap();
+        queue.push(2).unwrap();
+        let consumer = {
+            let queue = Arc::clone(&queue);
+            thread::spawn(move || {
+                let mut got = VecDeque::new();
+                queue.take_all_appending(&mut got, append);
+                got
+            })
+        };
+        let producer = {
+            let queue = Arc::clone(&queue);
+            thread::spawn(move || {
+                queue.push(3).unwrap();
+                queue.push(4).unwrap();
+            })
+        };
+        producer.join().unwrap();
+        let mut got = consumer.join().unwrap();
+        queue.take_all(&mut got);
+        assert_eq!(got, [1, 2, 3, 4]);
+    });
+}
+
+#[test]
+fn the_first_release_races_pops() {
+    first_release(Release);
+}
+
+/// The first release as a Relaxed store: the model must catch it.
+#[test]
+#[should_panic(expected = "Causality violation")]
+fn broken_relaxed_first_release_is_caught() {
+    first_release(Relaxed);
+}
+
+/// Two senders pop from a free list that has a slot for each: neither may
+/// give up and grow the queue. Set up in sequence: slots 1, 2 and 3 are
+/// free (3 is the last, which senders leave), and no fresh slot is left.
+/// A sender that read the front (slot 1) and then its link after the other
+/// sender had popped slot 1 and pushed it onto the empty queue (writing
+/// its link to none) must look again, not take that none for the end of
+/// the list. (The model fails on the first version, which gave up there,
+/// and on a second look at the front when the link store it read is
+/// Relaxed: that look may then still return the old front.)
+#[test]
+fn racing_pops_do_not_grow_the_queue() {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(2);
+    builder.check(|| {
+        let queue = Arc::new(Queue::<u32>::new());
+        let mut got = VecDeque::new();
+        for msg in 1..=3 {
+            queue.push(msg).unwrap();
+        }
+        queue.take_all(&mut got);
+        assert_eq!(queue.chunk_count(), 2, "chunks of 1 and 2 slots");
+        let producers: Vec<_> = [4, 5]
+            .into_iter()
+            .map(|msg| {
+                let queue = Arc::clone(&queue);
+                thread::spawn(move || queue.push(msg).unwrap())
+            })
+            .collect();
+        for producer in producers {
+            producer.join().unwrap();
+        }
+        assert_eq!(queue.chunk_count(), 2, "a pop gave up on a free slot");
+        queue.take_all(&mut got);
+        got.make_contiguous()[3..].sort_unstable();
+        assert_eq!(got, [1, 2, 3, 4, 5]);
+    });
 }
 
 /// Closing hands a racing push its message back or takes it: never both,
