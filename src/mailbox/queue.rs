@@ -44,9 +44,10 @@
 //!   when none is left, allocates the next chunk under `grow`. A pop that
 //!   reads a link of none looks at the front again before it believes it:
 //!   the none may be a later life's link, written by the sender that popped
-//!   and queued that slot meanwhile (the first version gave up there, and
-//!   so grew the queue for nothing). That link store is Release, so the
-//!   second look sees the pop.
+//!   and queued that slot meanwhile, or by the consumer's reversal after it
+//!   took it (the first version gave up there, and so grew the queue for
+//!   nothing). Both of those stores are Release, so the second look sees
+//!   the pop.
 //! * A send that finds the queue closed after taking a slot keeps its
 //!   message and drops the slot: only the consumer appends to the free
 //!   list, and a closed queue never opens again.
@@ -322,7 +323,12 @@ impl<T> Queue<T> {
         while id != NIL {
             let slot = self.slot(id);
             let next = slot.next.load(Relaxed);
-            slot.next.store(prev, Relaxed);
+            // The newest slot's link becomes none, which a sender may read
+            // through a stale front of the free list (`try_pop_free`):
+            // Release, so that it then sees the pop of this slot, which
+            // happened before the push that our take acquired.
+            let order = if prev == NIL { Release } else { Relaxed };
+            slot.next.store(prev, order);
             prev = id;
             id = next;
             len += 1;
@@ -478,10 +484,11 @@ impl<T> Queue<T> {
             let next = slot.next.load(Acquire);
             if next == NIL {
                 // The last free slot, or a stale read: another sender popped
-                // `id` meanwhile and wrote its link when it queued it. Only
-                // an unchanged front means the former. That sender's link
-                // store is Release (`push_publishing`), so having read it,
-                // this load sees its pop.
+                // `id` meanwhile, and its push (or the consumer's reversal,
+                // once it took the slot) wrote this none. Only an unchanged
+                // front means the former. Both stores of a none are Release
+                // (`push_publishing`, `reverse`), so having read one, this
+                // load sees that pop.
                 let now = self.alloc.free.load(Acquire);
                 if now == cur {
                     return None;

@@ -212,6 +212,48 @@ fn racing_pops_do_not_grow_the_queue() {
     });
 }
 
+/// `racing_pops_do_not_grow_the_queue` with the consumer taking at the same
+/// time: the link of none that a sender reads may then be the one the
+/// consumer's reversal wrote into the slot the other sender had popped and
+/// queued, and the second look must see that pop through the consumer.
+/// (Fails with the reversal's store of none Relaxed.)
+#[test]
+fn racing_pops_and_a_take_do_not_grow_the_queue() {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(2);
+    builder.check(|| {
+        let queue = Arc::new(Queue::<u32>::new());
+        let mut got = VecDeque::new();
+        for msg in 1..=3 {
+            queue.push(msg).unwrap();
+        }
+        queue.take_all(&mut got);
+        let producers: Vec<_> = [4, 5]
+            .into_iter()
+            .map(|msg| {
+                let queue = Arc::clone(&queue);
+                thread::spawn(move || queue.push(msg).unwrap())
+            })
+            .collect();
+        let consumer = {
+            let queue = Arc::clone(&queue);
+            thread::spawn(move || {
+                let mut got = VecDeque::new();
+                queue.take_all(&mut got);
+                got
+            })
+        };
+        for producer in producers {
+            producer.join().unwrap();
+        }
+        got.extend(consumer.join().unwrap());
+        assert_eq!(queue.chunk_count(), 2, "a pop gave up on a free slot");
+        queue.take_all(&mut got);
+        got.make_contiguous()[3..].sort_unstable();
+        assert_eq!(got, [1, 2, 3, 4, 5]);
+    });
+}
+
 /// Closing hands a racing push its message back or takes it: never both,
 /// never neither (loom's leak check catches a message dropped by nobody).
 #[test]
