@@ -13,15 +13,49 @@ use loom::thread;
 use super::Queue;
 use crate::loom::Ordering::{self, Relaxed, Release};
 
+/// Runs `model` under loom with at most 2 preemptions.
+fn check(model: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(2);
+    builder.check(model);
+}
+
+/// One producer thread per message, each pushing its own.
+fn spawn_pushes(queue: &Arc<Queue<u32>>, msgs: &[u32]) -> Vec<thread::JoinHandle<()>> {
+    msgs.iter()
+        .map(|&msg| {
+            let queue = Arc::clone(queue);
+            thread::spawn(move || {
+                queue.push(msg).unwrap();
+            })
+        })
+        .collect()
+}
+
+/// A consumer thread that takes once, appending the freed chain with
+/// `append`; it returns what it took.
+fn spawn_take(queue: &Arc<Queue<u32>>, append: Ordering) -> thread::JoinHandle<VecDeque<u32>> {
+    let queue = Arc::clone(queue);
+    thread::spawn(move || {
+        let mut got = VecDeque::new();
+        queue.take_all_appending(&mut got, append);
+        got
+    })
+}
+
+fn join_all(threads: Vec<thread::JoinHandle<()>>) {
+    for thread in threads {
+        thread.join().unwrap();
+    }
+}
+
 /// Every message is taken exactly once, in order per producer. The
 /// consumer takes twice while the producers push (so that freed slots are
 /// reused), on a thread of its own: from the main thread, loom explored its
 /// takes only as a block before or after the pushes, and missed the broken
 /// publish below.
 fn producers_and_consumer(publish: Ordering) {
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = Some(2);
-    builder.check(move || {
+    check(move || {
         let queue = Arc::new(Queue::<(usize, u32)>::new());
         let producers: Vec<_> = (0..2)
             .map(|p| {
@@ -81,33 +115,15 @@ fn broken_relaxed_publish_is_caught_by_the_take() {
 /// to a slot), through the append and through the first pop, and every
 /// message is taken once.
 fn free_list_reuse(append: Ordering) {
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = Some(2);
-    builder.check(move || {
+    check(move || {
         let queue = Arc::new(Queue::<u32>::new());
         let mut got = VecDeque::new();
         queue.push(1).unwrap();
         queue.take_all(&mut got);
         queue.push(2).unwrap();
         queue.push(3).unwrap();
-        let consumer = {
-            let queue = Arc::clone(&queue);
-            thread::spawn(move || {
-                let mut got = VecDeque::new();
-                queue.take_all_appending(&mut got, append);
-                got
-            })
-        };
-        let producers: Vec<_> = [4, 5]
-            .into_iter()
-            .map(|msg| {
-                let queue = Arc::clone(&queue);
-                thread::spawn(move || queue.push(msg).unwrap())
-            })
-            .collect();
-        for producer in producers {
-            producer.join().unwrap();
-        }
+        let consumer = spawn_take(&queue, append);
+        join_all(spawn_pushes(&queue, &[4, 5]));
         got.extend(consumer.join().unwrap());
         queue.take_all(&mut got);
         got.make_contiguous()[3..].sort_unstable();
@@ -134,20 +150,11 @@ fn broken_relaxed_append_is_caught() {
 /// sees that store, and must then find the consumer's move out of slot 1
 /// done.
 fn first_release(append: Ordering) {
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = Some(2);
-    builder.check(move || {
+    check(move || {
         let queue = Arc::new(Queue::<u32>::new());
         queue.push(1).unwrap();
         queue.push(2).unwrap();
-        let consumer = {
-            let queue = Arc::clone(&queue);
-            thread::spawn(move || {
-                let mut got = VecDeque::new();
-                queue.take_all_appending(&mut got, append);
-                got
-            })
-        };
+        let consumer = spawn_take(&queue, append);
         let producer = {
             let queue = Arc::clone(&queue);
             thread::spawn(move || {
@@ -180,14 +187,11 @@ fn broken_relaxed_first_release_is_caught() {
 /// A sender that read the front (slot 1) and then its link after the other
 /// sender had popped slot 1 and pushed it onto the empty queue (writing
 /// its link to none) must look again, not take that none for the end of
-/// the list. (The model fails on the first version, which gave up there,
-/// and on a second look at the front when the link store it read is
-/// Relaxed: that look may then still return the old front.)
-#[test]
-fn racing_pops_do_not_grow_the_queue() {
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = Some(2);
-    builder.check(|| {
+/// the list. With `take`, the consumer takes at the same time: the none
+/// may then be the one its reversal wrote into that slot, and the second
+/// look must see the pop through the consumer.
+fn racing_pops(take: bool) {
+    check(move || {
         let queue = Arc::new(Queue::<u32>::new());
         let mut got = VecDeque::new();
         for msg in 1..=3 {
@@ -195,15 +199,11 @@ fn racing_pops_do_not_grow_the_queue() {
         }
         queue.take_all(&mut got);
         assert_eq!(queue.chunk_count(), 2, "chunks of 1 and 2 slots");
-        let producers: Vec<_> = [4, 5]
-            .into_iter()
-            .map(|msg| {
-                let queue = Arc::clone(&queue);
-                thread::spawn(move || queue.push(msg).unwrap())
-            })
-            .collect();
-        for producer in producers {
-            producer.join().unwrap();
+        let producers = spawn_pushes(&queue, &[4, 5]);
+        let consumer = take.then(|| spawn_take(&queue, Release));
+        join_all(producers);
+        if let Some(consumer) = consumer {
+            got.extend(consumer.join().unwrap());
         }
         assert_eq!(queue.chunk_count(), 2, "a pop gave up on a free slot");
         queue.take_all(&mut got);
@@ -212,46 +212,18 @@ fn racing_pops_do_not_grow_the_queue() {
     });
 }
 
-/// `racing_pops_do_not_grow_the_queue` with the consumer taking at the same
-/// time: the link of none that a sender reads may then be the one the
-/// consumer's reversal wrote into the slot the other sender had popped and
-/// queued, and the second look must see that pop through the consumer.
-/// (Fails with the reversal's store of none Relaxed.)
+/// Fails on the first version, which gave up on a link of none, and with
+/// the link store of a push Relaxed (the second look at the front may then
+/// still return the old front).
+#[test]
+fn racing_pops_do_not_grow_the_queue() {
+    racing_pops(false);
+}
+
+/// Fails with the reversal's store of none Relaxed.
 #[test]
 fn racing_pops_and_a_take_do_not_grow_the_queue() {
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = Some(2);
-    builder.check(|| {
-        let queue = Arc::new(Queue::<u32>::new());
-        let mut got = VecDeque::new();
-        for msg in 1..=3 {
-            queue.push(msg).unwrap();
-        }
-        queue.take_all(&mut got);
-        let producers: Vec<_> = [4, 5]
-            .into_iter()
-            .map(|msg| {
-                let queue = Arc::clone(&queue);
-                thread::spawn(move || queue.push(msg).unwrap())
-            })
-            .collect();
-        let consumer = {
-            let queue = Arc::clone(&queue);
-            thread::spawn(move || {
-                let mut got = VecDeque::new();
-                queue.take_all(&mut got);
-                got
-            })
-        };
-        for producer in producers {
-            producer.join().unwrap();
-        }
-        got.extend(consumer.join().unwrap());
-        assert_eq!(queue.chunk_count(), 2, "a pop gave up on a free slot");
-        queue.take_all(&mut got);
-        got.make_contiguous()[3..].sort_unstable();
-        assert_eq!(got, [1, 2, 3, 4, 5]);
-    });
+    racing_pops(true);
 }
 
 /// Closing hands a racing push its message back or takes it: never both,
