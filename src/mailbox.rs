@@ -15,8 +15,9 @@
 //!   empty lists the lane on a stack of lanes with messages, and that
 //!   listing tells it whether the whole mailbox was empty. Only the send
 //!   that finds the mailbox empty wakes the loop; the messages behind it
-//!   are taken by the same take as its own. A send whose wake write failed makes the next send wake
-//!   too, and the notifier's `FAILED` bit makes that wake a write.
+//!   are taken by the same take as its own. A send whose wake write failed
+//!   makes the next send wake too, and the notifier's `FAILED` bit makes
+//!   that wake a write.
 //! * **the loop's side re-arms before it takes**: every call that looks at
 //!   the queue first re-arms the notifier (read the fd if needed, clear the
 //!   pending bit), then takes the whole queue: the chain of slots of every
