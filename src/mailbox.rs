@@ -690,7 +690,7 @@ impl<T> Mailbox<T> {
     }
 
     /// Test-only fault injection: the next `n` wake writes fail.
-    #[cfg(feature = "fault-injection")]
+    #[cfg(wakefd_fault_injection)]
     #[doc(hidden)]
     pub fn fail_next_writes(&self, n: usize) {
         self.notifier.fail_next_writes(n);

@@ -11,8 +11,8 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token};
 
 use crate::fork;
-use crate::state::{Notified, Signal, State};
-use crate::sys::{self, ErrnoGuard, Sys};
+use crate::state::{Notified, State};
+use crate::sys::{self, Sys};
 use crate::Backend;
 
 /// What a `Notifier` and its `Waker`s share. The fds live here, so they are
@@ -24,40 +24,6 @@ struct Inner {
     sys: Sys,
     /// The process generation the notifier was made in (see `fork.rs`).
     generation: usize,
-    /// Test-only fault injection: the next this many wake writes fail.
-    #[cfg(feature = "fault-injection")]
-    fail_writes: std::sync::atomic::AtomicUsize,
-}
-
-impl Inner {
-    /// The fd as the protocol sees it: the backend, with `errno` kept across
-    /// the write (for signal handlers) and, in tests, injected failures.
-    fn signal(&self) -> InnerSignal<'_> {
-        InnerSignal(self)
-    }
-}
-
-struct InnerSignal<'a>(&'a Inner);
-
-impl Signal for InnerSignal<'_> {
-    fn write_wake(&self) -> io::Result<()> {
-        let _errno = ErrnoGuard::save();
-        #[cfg(feature = "fault-injection")]
-        {
-            let fail = &self.0.fail_writes;
-            if fail
-                .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1))
-                .is_ok()
-            {
-                return Err(io::Error::from_raw_os_error(libc::ENOBUFS));
-            }
-        }
-        self.0.sys.write_wake()
-    }
-
-    fn read_wakes(&self) -> io::Result<()> {
-        self.0.sys.read_wakes()
-    }
 }
 
 /// How often a spinning `poll` looks for I/O with a zero-timeout poll.
@@ -183,8 +149,6 @@ impl Notifier {
                 state: State::new(),
                 sys,
                 generation,
-                #[cfg(feature = "fault-injection")]
-                fail_writes: Default::default(),
             }),
             backend,
             skip_read: false,
@@ -277,7 +241,7 @@ impl Notifier {
     /// clears the pending bit. `Ok(true)` if a wake was pending.
     pub(crate) fn rearm(&self, read: bool) -> io::Result<bool> {
         let read = read && self.maybe_written.load(Relaxed);
-        let woken = self.inner.state.drain(&self.inner.signal(), read);
+        let woken = self.inner.state.drain(&self.inner.sys, read);
         if read && self.awake.load(Relaxed) {
             // While the loop is awake no wake is written, so until it next
             // announces sleep the fd holds nothing new (a byte from a sender
@@ -294,7 +258,7 @@ impl Notifier {
     /// holds).
     pub(crate) fn notify_self(&self) -> io::Result<()> {
         self.check_fork()?;
-        self.inner.state.notify(&self.inner.signal()).map(drop)
+        self.inner.state.notify(&self.inner.sys).map(drop)
     }
 
     /// Whether this is a forked child's copy (no error built).
@@ -695,10 +659,10 @@ impl Notifier {
 
     /// Test-only fault injection: the next `n` wake writes fail with
     /// `ENOBUFS`, as a socket write can when the kernel is short of memory.
-    #[cfg(feature = "fault-injection")]
+    #[cfg(wakefd_fault_injection)]
     #[doc(hidden)]
     pub fn fail_next_writes(&self, n: usize) {
-        self.inner.fail_writes.store(n, Relaxed);
+        self.inner.sys.fail_next_writes(n);
     }
 
     fn check_fork(&self) -> io::Result<()> {
@@ -895,7 +859,7 @@ impl Waker {
     /// ```
     pub fn notify(&self) -> io::Result<()> {
         self.check_fork()?;
-        match self.inner.state.notify(&self.inner.signal()) {
+        match self.inner.state.notify(&self.inner.sys) {
             Ok(Notified::Coalesced | Notified::Absorbed | Notified::Written) => Ok(()),
             Err(err) => Err(err),
         }

@@ -7,12 +7,11 @@
 
 mod util;
 
-use std::os::fd::AsRawFd;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
-use util::{expect_no_wake, expect_wake, poll_retrying, TIMEOUT};
+use util::{expect_no_wake, expect_wake, poll_retrying, readable_within, TIMEOUT};
 use wakefd::{Backend, Mailbox, TryRecvError};
 
 const MAILBOX: Token = Token(1);
@@ -65,19 +64,6 @@ fn consume(
             consume(pattern, n, mailbox, got)
         }
     }
-}
-
-/// Waits until `fd` is readable (level-triggered), up to `timeout`.
-fn readable_within(fd: &impl AsRawFd, timeout: Duration) -> bool {
-    let mut pfd = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    let ms = timeout.as_millis() as libc::c_int;
-    // SAFETY: one valid pollfd, living across the call.
-    let n = unsafe { libc::poll(&mut pfd, 1, ms) };
-    n > 0
 }
 
 /// 2 senders x `per_sender` messages; the loop waits for an event before
@@ -241,55 +227,6 @@ fn try_recv_until_empty_leaves_the_fd_quiet() {
             expect_no_wake(&mut poll, &mut events, MAILBOX);
         }
     });
-}
-
-/// A wake write that fails: the message is not lost, and the next send
-/// wakes the loop although it finds the queue non-empty.
-#[test]
-fn a_failed_wake_write_is_made_up_by_the_next_send() {
-    for_each_backend!(|backend| {
-        let mut mailbox = Mailbox::with_backend(backend).unwrap();
-        let mut poll = Poll::new().unwrap();
-        let mut events = Events::with_capacity(8);
-        poll.registry()
-            .register(&mut mailbox, MAILBOX, Interest::READABLE)
-            .unwrap();
-        let sender = mailbox.sender();
-        // One failure: the send retries at once.
-        mailbox.fail_next_writes(1);
-        sender.send(0).unwrap();
-        expect_wake(&mut poll, &mut events, MAILBOX);
-        assert_eq!(mailbox.drain().collect::<Vec<_>>(), [0]);
-        // Two: the wake and its retry fail.
-        mailbox.fail_next_writes(2);
-        sender.send(1).unwrap();
-        expect_no_wake(&mut poll, &mut events, MAILBOX);
-        sender.send(2).unwrap(); // the queue is not empty, but it wakes
-        expect_wake(&mut poll, &mut events, MAILBOX);
-        assert_eq!(mailbox.drain().collect::<Vec<_>>(), [1, 2]);
-        let stats = mailbox.stats();
-        assert_eq!((stats.write_errors, stats.wakes_written), (3, 2));
-        // And everything after is normal.
-        sender.send(3).unwrap();
-        expect_wake(&mut poll, &mut events, MAILBOX);
-        assert_eq!(mailbox.try_recv(), Ok(3));
-    });
-}
-
-/// A failed wake write of the loop's own wake for leftovers is retried by
-/// the next send.
-#[test]
-fn a_failed_wake_for_leftovers_is_retried_by_a_send() {
-    let mut mailbox = Mailbox::new().unwrap();
-    let sender = mailbox.sender();
-    sender.send(1).unwrap();
-    sender.send(2).unwrap();
-    assert!(mailbox.wait(Some(TIMEOUT)).unwrap());
-    mailbox.fail_next_writes(1);
-    assert_eq!(mailbox.try_recv(), Ok(1)); // its wake for `2` fails
-    sender.send(3).unwrap(); // finds the queue empty: wakes
-    assert!(readable_within(&mailbox, TIMEOUT));
-    assert_eq!(mailbox.drain().collect::<Vec<_>>(), [2, 3]);
 }
 
 /// The drop of the last Sender wakes the loop, and `try_recv` then says

@@ -5,10 +5,12 @@
 //! it belongs to the parent process", and `Mailbox::drain`'s doc: "In a
 //! forked child the drain yields nothing and leaves the parent's wake alone".
 
+#[cfg(wakefd_fault_injection)]
 use std::os::fd::AsRawFd;
 
 use wakefd::Mailbox;
 
+#[cfg(wakefd_fault_injection)]
 fn readable(fd: i32) -> bool {
     let mut pfd = libc::pollfd {
         fd,
@@ -55,6 +57,7 @@ fn review_forked_mailbox_drain_yields_parents_messages() {
     );
 }
 
+#[cfg(wakefd_fault_injection)]
 #[test]
 fn review_forked_mailbox_partial_drain_writes_parent_wake() {
     // 2. A partial drain in the child rings the wake for its leftovers with

@@ -230,27 +230,6 @@ fn a_spinning_poll_still_sees_other_io() {
     assert!(start.elapsed() < TIMEOUT);
 }
 
-/// A failed wake write does not swallow the next notify.
-#[test]
-fn a_failed_write_swallows_no_later_notify() {
-    for_each_backend!(|backend| {
-        let (mut poll, notifier, mut events) = registered(backend);
-        let waker = notifier.waker();
-        notifier.fail_next_writes(1);
-        let err = waker.notify().unwrap_err();
-        assert_eq!(err.raw_os_error(), Some(libc::ENOBUFS));
-        waker.notify().unwrap(); // writes, instead of coalescing
-        util::expect_wake(&mut poll, &mut events, NOTIFIER);
-        assert!(notifier.drain().unwrap());
-        let stats = notifier.stats();
-        assert_eq!(
-            (stats.write_errors, stats.wakes_written),
-            (1, 1),
-            "{stats:?}"
-        );
-    });
-}
-
 /// The Mailbox's sleep-aware poll: sends to an awake loop make no system
 /// call, and leftovers make the next poll return at once.
 #[test]

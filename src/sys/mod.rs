@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use crate::state::Signal;
 use crate::Backend;
 
-pub(crate) use errno::ErrnoGuard;
+use errno::ErrnoGuard;
 
 mod errno;
 #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -35,9 +35,37 @@ mod pipe;
 mod socketpair;
 mod tcp;
 
-/// One open backend: its fds and how to write and read a wake.
+/// One open backend, as the protocol drives it: the wake write keeps
+/// `errno` (a `notify` may run in a signal handler), and in builds with
+/// `--cfg wakefd_fault_injection` the next writes can be made to fail.
 #[derive(Debug)]
-pub(crate) enum Sys {
+pub(crate) struct Sys {
+    mech: Mech,
+    /// Test seam: the next this many wake writes fail with `ENOBUFS`.
+    ///
+    /// Every place that writes a wake, and what retries it when the write
+    /// fails (the `FAILED` bit of `state.rs` makes the next notify of the
+    /// same word write again instead of coalescing):
+    ///
+    /// * `Waker::notify` / `KeyedWaker::notify`: the error is returned; the
+    ///   caller's next notify writes again.
+    /// * a send into an empty mailbox (`mailbox.rs`, `send_with`): sets the
+    ///   mailbox's `rewake` flag and tries once more; the next send and the
+    ///   loop's next call both ring again while `rewake` is set.
+    /// * the loop's own wake for leftovers (`leftovers_with`) and for a
+    ///   disconnection it consumed: the loop's next call (or `Drain` drop)
+    ///   rings again until a write succeeds; a readiness event for the
+    ///   leftovers is what was promised, so `try_recv`/`drain` report the
+    ///   failure through the pending `FAILED` bit and retry at once.
+    /// * the last `Sender`'s drop: sets `rewake`, so the loop's next call
+    ///   rings again.
+    #[cfg(wakefd_fault_injection)]
+    fail_writes: std::sync::atomic::AtomicUsize,
+}
+
+/// The mechanism behind a `Sys`: its fds and how to write and read a wake.
+#[derive(Debug)]
+enum Mech {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     EventFd(eventfd::EventFd),
     Pipe(pipe::Pipe),
@@ -48,27 +76,40 @@ pub(crate) enum Sys {
 impl Sys {
     /// Opens the fds of `backend`.
     pub(crate) fn new(backend: Backend) -> io::Result<Sys> {
-        match backend {
+        let mech = match backend {
             #[cfg(any(target_os = "linux", target_os = "android"))]
-            Backend::EventFd => eventfd::EventFd::new().map(Sys::EventFd),
-            Backend::Pipe => pipe::Pipe::new().map(Sys::Pipe),
-            Backend::UnixSocketPair => socketpair::SocketPair::new().map(Sys::Socket),
-            Backend::TcpLoopback => tcp::pair().map(Sys::Socket),
+            Backend::EventFd => eventfd::EventFd::new().map(Mech::EventFd),
+            Backend::Pipe => pipe::Pipe::new().map(Mech::Pipe),
+            Backend::UnixSocketPair => socketpair::SocketPair::new().map(Mech::Socket),
+            Backend::TcpLoopback => tcp::pair().map(Mech::Socket),
             #[allow(unreachable_patterns)] // reachable where eventfd is compiled out
             other => Err(io::Error::new(
                 io::ErrorKind::Unsupported,
                 format!("the {other} backend is not available on this platform"),
             )),
-        }
+        }?;
+        Ok(Sys {
+            mech,
+            #[cfg(wakefd_fault_injection)]
+            fail_writes: Default::default(),
+        })
+    }
+
+    /// Test seam: the next `n` wake writes fail with `ENOBUFS`, as a socket
+    /// write can when the kernel is short of memory.
+    #[cfg(wakefd_fault_injection)]
+    pub(crate) fn fail_next_writes(&self, n: usize) {
+        self.fail_writes
+            .store(n, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The read end, the fd a reactor watches.
     pub(crate) fn fd(&self) -> BorrowedFd<'_> {
-        match self {
+        match &self.mech {
             #[cfg(any(target_os = "linux", target_os = "android"))]
-            Sys::EventFd(e) => e.fd(),
-            Sys::Pipe(p) => p.fd(),
-            Sys::Socket(s) => s.fd(),
+            Mech::EventFd(e) => e.fd(),
+            Mech::Pipe(p) => p.fd(),
+            Mech::Socket(s) => s.fd(),
         }
     }
 
@@ -79,30 +120,42 @@ impl Sys {
     /// it when it does, as `mio::Waker` does). False of byte streams: once
     /// their buffer is full a write adds no edge.
     pub(crate) fn edge_needs_no_read(&self) -> bool {
-        match self {
+        match &self.mech {
             #[cfg(any(target_os = "linux", target_os = "android"))]
-            Sys::EventFd(_) => true,
-            Sys::Pipe(_) | Sys::Socket(_) => false,
+            Mech::EventFd(_) => true,
+            Mech::Pipe(_) | Mech::Socket(_) => false,
         }
     }
 }
 
 impl Signal for Sys {
     fn write_wake(&self) -> io::Result<()> {
-        match self {
+        let _errno = ErrnoGuard::save();
+        #[cfg(wakefd_fault_injection)]
+        {
+            use std::sync::atomic::Ordering::Relaxed;
+            if self
+                .fail_writes
+                .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                return Err(io::Error::from_raw_os_error(libc::ENOBUFS));
+            }
+        }
+        match &self.mech {
             #[cfg(any(target_os = "linux", target_os = "android"))]
-            Sys::EventFd(e) => e.write_wake(),
-            Sys::Pipe(p) => p.write_wake(),
-            Sys::Socket(s) => s.write_wake(),
+            Mech::EventFd(e) => e.write_wake(),
+            Mech::Pipe(p) => p.write_wake(),
+            Mech::Socket(s) => s.write_wake(),
         }
     }
 
     fn read_wakes(&self) -> io::Result<()> {
-        match self {
+        match &self.mech {
             #[cfg(any(target_os = "linux", target_os = "android"))]
-            Sys::EventFd(e) => e.read_wakes(),
-            Sys::Pipe(p) => p.read_wakes(),
-            Sys::Socket(s) => s.read_wakes(),
+            Mech::EventFd(e) => e.read_wakes(),
+            Mech::Pipe(p) => p.read_wakes(),
+            Mech::Socket(s) => s.read_wakes(),
         }
     }
 }

@@ -89,6 +89,19 @@ pub fn assert_nonblocking(fd: RawFd) {
     assert_ne!(fd_flags(fd).1 & libc::O_NONBLOCK, 0, "fd {fd} is blocking");
 }
 
+/// Waits until `fd` is readable (level-triggered), up to `timeout`.
+pub fn readable_within(fd: &impl AsRawFd, timeout: Duration) -> bool {
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = timeout.as_millis() as libc::c_int;
+    // SAFETY: one valid pollfd, living across the call.
+    let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+    n > 0
+}
+
 /// Whether a level-triggered `poll(2)` of the fd says it is readable now.
 pub fn is_readable(fd: &impl AsRawFd) -> bool {
     let mut pfd = libc::pollfd {
