@@ -193,31 +193,26 @@ fn read_stream(mut read: impl FnMut(&mut [u8]) -> io::Result<usize>) -> io::Resu
     }
 }
 
-/// Blocks in [`poll(2)`] until `fd` is readable or `deadline` passes
-/// (`None`: no deadline). `EINTR` is retried with the time that is left.
-/// `Ok(true)` if readable.
+/// Blocks until `fd` is readable or `deadline` passes (`None`: no
+/// deadline), never returning `Ok(false)` before the deadline. `EINTR` is
+/// retried with the time that is left. `Ok(true)` if readable.
 ///
+/// On Linux and Android this is [`ppoll(2)`], whose timeout is a
+/// `timespec`, so a wait is as precise as the kernel's timer (a 200 µs
+/// timeout returns after about 200 µs); elsewhere [`poll(2)`], whose
+/// millisecond timeout is rounded up.
+///
+/// [`ppoll(2)`]: https://man7.org/linux/man-pages/man2/ppoll.2.html
 /// [`poll(2)`]: https://man7.org/linux/man-pages/man2/poll.2.html
 pub(crate) fn poll_readable(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> io::Result<bool> {
     loop {
-        let timeout_ms = match deadline {
-            None => -1,
-            Some(deadline) => {
-                let left = deadline.saturating_duration_since(Instant::now());
-                // Round up so that we never wake before the deadline and
-                // spin on a zero timeout.
-                let ms = left.as_nanos().div_ceil(1_000_000);
-                ms.min(libc::c_int::MAX as u128) as libc::c_int
-            }
-        };
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         let mut pfd = libc::pollfd {
             fd: fd.as_raw_fd(),
             events: libc::POLLIN,
             revents: 0,
         };
-        // SAFETY: `pfd` is a valid, initialized pollfd that lives across the
-        // call, and we pass a count of exactly one.
-        let n = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+        let n = poll_one(&mut pfd, left);
         match n {
             -1 => {
                 let err = io::Error::last_os_error();
@@ -230,6 +225,39 @@ pub(crate) fn poll_readable(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> io
             _ => return Ok(true),
         }
     }
+}
+
+/// One `ppoll` of `pfd` for at most `left` (`None`: no limit).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn poll_one(pfd: &mut libc::pollfd, left: Option<Duration>) -> libc::c_int {
+    let ts = left.map(|left| libc::timespec {
+        // A timeout of more than 2^63 s is no limit in practice: clamp it.
+        tv_sec: left.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
+        tv_nsec: left.subsec_nanos() as _,
+    });
+    let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |ts| ts as *const _);
+    // SAFETY: `pfd` is a valid, initialized pollfd that lives across the
+    // call, with a count of exactly one; `ts_ptr` is null (no limit) or
+    // points to a valid timespec on this stack frame; a null signal mask
+    // leaves the thread's mask alone.
+    unsafe { libc::ppoll(pfd, 1, ts_ptr, std::ptr::null()) }
+}
+
+/// One `poll` of `pfd` for at most `left` (`None`: no limit), rounded up to
+/// whole milliseconds so that it never wakes before the deadline and spins
+/// on a zero timeout.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn poll_one(pfd: &mut libc::pollfd, left: Option<Duration>) -> libc::c_int {
+    let timeout_ms = match left {
+        None => -1,
+        Some(left) => {
+            let ms = left.as_nanos().div_ceil(1_000_000);
+            ms.min(libc::c_int::MAX as u128) as libc::c_int
+        }
+    };
+    // SAFETY: `pfd` is a valid, initialized pollfd that lives across the
+    // call, and we pass a count of exactly one.
+    unsafe { libc::poll(pfd, 1, timeout_ms) }
 }
 
 /// The deadline `timeout` from now, or `None` for "no deadline" (also when
