@@ -19,10 +19,16 @@
 //!   no wake is pending (two versions of the flag: always `swap`, or `load`
 //!   first behind a `SeqCst` fence), and `std::sync::mpsc` with the faster
 //!   flag.
+//! * `mailbox_1to1_loop_alone`, `mailbox_4to1_loop_alone`: the same with
+//!   the consumer pinned alone to one CPU and the producers to the others
+//!   (`contenders::Placement::LoopAlone`), so that every contender's loop
+//!   has a whole CPU whatever its producers do; left out with one CPU.
 
 use std::time::Duration;
 
 // The Mailbox comparison, one copy shared with the latency example.
+#[path = "../examples/common/affinity.rs"]
+mod affinity;
 #[path = "../examples/common/contenders.rs"]
 mod contenders;
 #[path = "../examples/common/event_loop.rs"]
@@ -30,7 +36,7 @@ mod event_loop;
 #[path = "../examples/common/flag.rs"]
 mod flag;
 
-use contenders::Contender;
+use contenders::{Contender, Placement};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use event_loop::TOKEN;
 use mio::Poll;
@@ -84,19 +90,28 @@ fn notify_drain_cycle(c: &mut Criterion) {
 }
 
 fn mailbox(c: &mut Criterion) {
-    for producers in [1, 4] {
-        let mut g = c.benchmark_group(format!("mailbox_{producers}to1"));
-        g.throughput(Throughput::Elements(MSGS));
-        for contender in Contender::ALL {
-            g.bench_function(contender.id().replace('-', "_"), |b| {
-                b.iter_custom(|iters| {
-                    contender
-                        .run(producers, iters * MSGS, WAKE_TIMEOUT)
-                        .unwrap_or_else(|e| panic!("{}: {e}", contender.id()))
-                })
-            });
+    for placement in [Placement::Unpinned, Placement::LoopAlone] {
+        if !placement.available() {
+            continue;
         }
-        g.finish();
+        let suffix = match placement {
+            Placement::Unpinned => String::new(),
+            p => format!("_{}", p.id().replace('-', "_")),
+        };
+        for producers in [1, 4] {
+            let mut g = c.benchmark_group(format!("mailbox_{producers}to1{suffix}"));
+            g.throughput(Throughput::Elements(MSGS));
+            for contender in Contender::ALL {
+                g.bench_function(contender.id().replace('-', "_"), |b| {
+                    b.iter_custom(|iters| {
+                        contender
+                            .run(producers, iters * MSGS, WAKE_TIMEOUT, placement)
+                            .unwrap_or_else(|e| panic!("{}: {e}", contender.id()))
+                    })
+                });
+            }
+            g.finish();
+        }
     }
 }
 

@@ -3,8 +3,16 @@
 //! wakefd's `Mailbox` against what one would write by hand: a channel and a
 //! `mio::Waker`, woken per message or behind the coalescing flag of
 //! `flag.rs`. One copy, shared by the latency example and
-//! `benches/notify.rs`; both include `event_loop.rs` and `flag.rs` at their
-//! crate root (as `crate::event_loop` and `crate::flag`) beside this file.
+//! `benches/notify.rs`; both include `affinity.rs`, `event_loop.rs` and
+//! `flag.rs` at their crate root (as `crate::affinity`, `crate::event_loop`
+//! and `crate::flag`) beside this file.
+//!
+//! Every contender runs in either [`Placement`]: all threads left to the
+//! scheduler, or the loop pinned alone to a CPU with the producers on the
+//! others. With more busy threads than CPUs the first measures how the
+//! scheduler shares the CPUs out as much as the queue (a producer that
+//! never waits keeps its CPU, one that backs off and yields gives it to the
+//! loop); the second gives every contender's loop the same whole CPU.
 //!
 //! To add a contender: a variant of [`Contender`], its arms in `id`,
 //! `label` and `run`, and a function shaped like the others (senders made
@@ -19,8 +27,61 @@ use std::time::{Duration, Instant};
 use mio::Interest;
 use wakefd::Mailbox;
 
+use crate::affinity::{self, PinnedFor};
 use crate::event_loop::{lost_wake, EventLoop, TOKEN};
 use crate::flag::Flag;
+
+/// Where the loop and the producer threads run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// Every thread left to the scheduler.
+    Unpinned,
+    /// The loop (the consumer) pinned to the first CPU this process may
+    /// use, every producer to the set of the others.
+    LoopAlone,
+}
+
+impl Placement {
+    /// Its name in JSON and in the bench's group names (with `_` for `-`).
+    pub fn id(self) -> &'static str {
+        match self {
+            Placement::Unpinned => "unpinned",
+            Placement::LoopAlone => "loop-alone",
+        }
+    }
+
+    /// The loop's CPU and the producers' CPUs; None when unpinned, and
+    /// for `LoopAlone` where there are not two CPUs to split (or pinning is
+    /// not implemented).
+    pub fn cpus(self) -> Option<(usize, Vec<usize>)> {
+        match self {
+            Placement::Unpinned => None,
+            Placement::LoopAlone => match &affinity::allowed_cpus()[..] {
+                [first, rest @ ..] if !rest.is_empty() => Some((*first, rest.to_vec())),
+                _ => None,
+            },
+        }
+    }
+
+    /// Whether it can run here.
+    pub fn available(self) -> bool {
+        self == Placement::Unpinned || self.cpus().is_some()
+    }
+
+    /// What it does, for a report's header.
+    #[allow(dead_code)] // the bench names placements by `id` only
+    pub fn describe(self) -> String {
+        match (self, self.cpus()) {
+            (Placement::Unpinned, _) => "every thread placed by the scheduler".into(),
+            (Placement::LoopAlone, Some((l, p))) => format!(
+                "loop pinned alone to CPU {l}, producers to CPU{} {}",
+                if p.len() == 1 { "" } else { "s" },
+                p.iter().map(usize::to_string).collect::<Vec<_>>().join(",")
+            ),
+            (Placement::LoopAlone, None) => "loop alone: not available (one CPU)".into(),
+        }
+    }
+}
 
 /// A queue + wake pair in the Mailbox comparison.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,29 +148,46 @@ impl Contender {
     }
 
     /// One run: `producers` threads send `total` messages in all, started
-    /// together, while this thread consumes them; the time from the start
-    /// to the last message received. Every wait is bounded by `timeout`.
-    pub fn run(self, producers: u32, total: u64, timeout: Duration) -> io::Result<Duration> {
+    /// together, while this thread consumes them, placed as `placement`
+    /// says; the time from the start to the last message received. Every
+    /// wait is bounded by `timeout`.
+    pub fn run(
+        self,
+        producers: u32,
+        total: u64,
+        timeout: Duration,
+        placement: Placement,
+    ) -> io::Result<Duration> {
+        let at = placement.cpus();
+        let at = at.as_ref();
         match self {
-            Contender::Wakefd => wakefd_mailbox(producers, total, timeout, true),
-            Contender::WakefdCommonLane => wakefd_mailbox(producers, total, timeout, false),
-            Contender::WakefdSleepAware => wakefd_mailbox_sleep_aware(producers, total, timeout),
-            Contender::CrossbeamFlagLoad => crossbeam_flag(producers, total, timeout, true),
-            Contender::CrossbeamFlagSwap => crossbeam_flag(producers, total, timeout, false),
-            Contender::StdMpscFlag => std_mpsc_flag(producers, total, timeout),
-            Contender::CrossbeamWakeEach => crossbeam_wake_each(producers, total, timeout),
+            Contender::Wakefd => wakefd_mailbox(producers, total, timeout, at, true),
+            Contender::WakefdCommonLane => wakefd_mailbox(producers, total, timeout, at, false),
+            Contender::WakefdSleepAware => {
+                wakefd_mailbox_sleep_aware(producers, total, timeout, at)
+            }
+            Contender::CrossbeamFlagLoad => crossbeam_flag(producers, total, timeout, at, true),
+            Contender::CrossbeamFlagSwap => crossbeam_flag(producers, total, timeout, at, false),
+            Contender::StdMpscFlag => std_mpsc_flag(producers, total, timeout, at),
+            Contender::CrossbeamWakeEach => crossbeam_wake_each(producers, total, timeout, at),
         }
     }
 }
 
+/// The loop's CPU and the producers' CPUs, when pinned.
+type Cpus<'a> = Option<&'a (usize, Vec<usize>)>;
+
 /// Runs one thread per sender, each calling `send(i)` for its share of
 /// `total` messages, started together, while `consume` (on this thread)
 /// receives them all; returns the time from the start to the last message
-/// received. `consume` owns the receiving end, so that a consumer that
-/// fails drops it and its producers' next send fails too.
+/// received. With `at`, this thread is pinned to the loop's CPU for the
+/// run (and given its CPUs back after) and every producer to the
+/// producers' CPUs. `consume` owns the receiving end, so that a consumer
+/// that fails drops it and its producers' next send fails too.
 fn run_producers<S>(
     senders: Vec<S>,
     total: u64,
+    at: Cpus<'_>,
     consume: impl FnOnce(u64) -> io::Result<()>,
 ) -> io::Result<Duration>
 where
@@ -123,12 +201,18 @@ where
             let barrier = Arc::clone(&barrier);
             // Spread the remainder over the first producers.
             let share = total / n + u64::from(p < total % n);
+            let cpus = at.map(|(_, producers)| producers.clone());
             thread::spawn(move || -> io::Result<()> {
+                let pinned = cpus.map_or(Ok(()), |cpus| affinity::pin_set(&cpus));
                 barrier.wait();
+                pinned?;
                 (0..share).try_for_each(&mut send)
             })
         })
         .collect();
+    // Every producer passes the barrier whatever happens here, so that a
+    // failed pin cannot leave one waiting for ever.
+    let pinned = at.map(|(cpu, _)| PinnedFor::cpus(&[*cpu])).transpose();
     barrier.wait();
     let start = Instant::now();
     let consumed = consume(total);
@@ -138,6 +222,7 @@ where
         .into_iter()
         .map(|h| h.join().expect("producer panicked"))
         .collect();
+    let _unpin = pinned?;
     consumed?;
     produced.into_iter().collect::<io::Result<()>>()?;
     Ok(elapsed)
@@ -186,10 +271,11 @@ fn wakefd_mailbox(
     producers: u32,
     total: u64,
     timeout: Duration,
+    at: Cpus<'_>,
     lanes: bool,
 ) -> io::Result<Duration> {
     let (mut ev, mut mailbox, senders) = wakefd_setup(producers, lanes)?;
-    run_producers(senders, total, move |total| {
+    run_producers(senders, total, at, move |total| {
         let mut got = 0;
         while got < total {
             ev.wait(timeout)?;
@@ -205,9 +291,10 @@ fn wakefd_mailbox_sleep_aware(
     producers: u32,
     total: u64,
     timeout: Duration,
+    at: Cpus<'_>,
 ) -> io::Result<Duration> {
     let (mut ev, mut mailbox, senders) = wakefd_setup(producers, true)?;
-    run_producers(senders, total, move |total| {
+    run_producers(senders, total, at, move |total| {
         let mut got = 0;
         let mut deadline = Instant::now() + timeout;
         while got < total {
@@ -232,6 +319,7 @@ fn crossbeam_flag(
     producers: u32,
     total: u64,
     timeout: Duration,
+    at: Cpus<'_>,
     load_first: bool,
 ) -> io::Result<Duration> {
     let mut ev = EventLoop::new()?;
@@ -247,7 +335,7 @@ fn crossbeam_flag(
         })
         .collect();
     drop(tx);
-    run_producers(senders, total, move |total| {
+    run_producers(senders, total, at, move |total| {
         let mut got = 0;
         while got < total {
             ev.wait(timeout)?;
@@ -259,7 +347,12 @@ fn crossbeam_flag(
 }
 
 /// `std::sync::mpsc` + the coalescing flag (load first) + `mio::Waker`.
-fn std_mpsc_flag(producers: u32, total: u64, timeout: Duration) -> io::Result<Duration> {
+fn std_mpsc_flag(
+    producers: u32,
+    total: u64,
+    timeout: Duration,
+    at: Cpus<'_>,
+) -> io::Result<Duration> {
     let mut ev = EventLoop::new()?;
     let flag = Arc::new(Flag::new(ev.registry(), TOKEN, true)?);
     let (tx, rx) = mpsc::channel::<u64>();
@@ -273,7 +366,7 @@ fn std_mpsc_flag(producers: u32, total: u64, timeout: Duration) -> io::Result<Du
         })
         .collect();
     drop(tx);
-    run_producers(senders, total, move |total| {
+    run_producers(senders, total, at, move |total| {
         let mut got = 0;
         while got < total {
             ev.wait(timeout)?;
@@ -285,7 +378,12 @@ fn std_mpsc_flag(producers: u32, total: u64, timeout: Duration) -> io::Result<Du
 }
 
 /// crossbeam-channel + `mio::Waker::wake()` after every message.
-fn crossbeam_wake_each(producers: u32, total: u64, timeout: Duration) -> io::Result<Duration> {
+fn crossbeam_wake_each(
+    producers: u32,
+    total: u64,
+    timeout: Duration,
+    at: Cpus<'_>,
+) -> io::Result<Duration> {
     let mut ev = EventLoop::new()?;
     // This one stays here until every producer has finished: the eventfd
     // must outlive the producers, or their last wake goes with it.
@@ -301,7 +399,7 @@ fn crossbeam_wake_each(producers: u32, total: u64, timeout: Duration) -> io::Res
         })
         .collect();
     drop(tx);
-    run_producers(senders, total, move |total| {
+    run_producers(senders, total, at, move |total| {
         let mut got = 0;
         while got < total {
             ev.wait(timeout)?;

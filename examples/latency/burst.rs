@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::event_loop::lost_wake;
 use crate::mech::{Mech, Woke};
-use crate::report::median;
+use crate::stats::median;
 
 /// What one burst round measured.
 #[derive(Clone, Copy, Debug, Default)]

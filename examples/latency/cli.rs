@@ -5,10 +5,12 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use clap::builder::PossibleValue;
-use clap::{Parser, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
 use wakefd::Backend;
 
 use crate::affinity;
+use crate::contenders::Placement;
 use crate::mech::{Baseline, Mech};
 
 /// Ping-pong wake latency and burst throughput of every wakefd backend
@@ -72,24 +74,68 @@ pub struct Args {
     #[arg(long, value_name = "N", value_delimiter = ',', default_values_t = [1u32, 4])]
     pub producers: Vec<u32>,
 
+    /// Placements for the Mailbox comparison (repeat or comma list):
+    /// unpinned (every thread left to the scheduler), loop-alone (the loop
+    /// pinned alone to one CPU, the producers to the others; needs two
+    /// CPUs).
+    #[arg(
+        long = "placement",
+        value_name = "NAME",
+        value_delimiter = ',',
+        default_values = ["unpinned", "loop-alone"]
+    )]
+    pub placements: Vec<PlacementArg>,
+
     /// Longest wait for any single wake before the run fails as a lost
     /// wake-up.
     #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout_ms: u64,
 
-    /// Write every result (per round, medians, ratios, CDFs) to this file
-    /// as JSON.
+    /// Write every result (context, per round, medians and intervals,
+    /// ratios, percentile distributions) to this file as JSON.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
 
-    /// Draw the latency CDF of every mechanism to this SVG file.
+    /// Draw every mechanism's latency by percentile (p50 to p99.99, on a
+    /// log "nines" axis) to this SVG file.
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
+
+    /// Compare with a run saved by `--json`: each row's ratio to the saved
+    /// one, with both runs' intervals.
+    #[arg(long, value_name = "OLD.json")]
+    pub compare: Option<PathBuf>,
+
+    /// Warn when the 1-minute load average before the run, or the CPUs
+    /// other processes kept busy during it, is above this.
+    #[arg(long, default_value_t = 0.5)]
+    pub max_load: f64,
+
+    /// A smoke run: 5 rounds of 500 round trips, bursts of 100 000
+    /// notifies, 30 000 Mailbox messages (each unless given explicitly).
+    #[arg(long)]
+    pub quick: bool,
 
     /// Let the scheduler place the two ping-pong threads instead of pinning
     /// them to two different CPUs.
     #[arg(long)]
     pub no_pin: bool,
+}
+
+/// A `--placement` value.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlacementArg {
+    Unpinned,
+    LoopAlone,
+}
+
+impl From<PlacementArg> for Placement {
+    fn from(p: PlacementArg) -> Placement {
+        match p {
+            PlacementArg::Unpinned => Placement::Unpinned,
+            PlacementArg::LoopAlone => Placement::LoopAlone,
+        }
+    }
 }
 
 /// A `--baseline` value: one of [`Baseline`], or `none`.
@@ -119,6 +165,47 @@ impl ValueEnum for BaselineArg {
 }
 
 impl Args {
+    /// The command line, with `--quick`'s sizes for those not given.
+    pub fn get() -> Args {
+        let matches = Args::command().get_matches();
+        let mut args = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        if args.quick {
+            args.quick_sizes(&matches);
+        }
+        args
+    }
+
+    fn quick_sizes(&mut self, matches: &ArgMatches) {
+        let default = |id: &str| matches.value_source(id) == Some(ValueSource::DefaultValue);
+        if default("rounds") {
+            self.rounds = 5;
+        }
+        if default("iters") {
+            self.iters = 500;
+        }
+        if default("warmup") {
+            self.warmup = 50;
+        }
+        if default("burst") {
+            self.burst = 100_000;
+        }
+        if default("mailbox") {
+            self.mailbox = 30_000;
+        }
+    }
+
+    /// The Mailbox comparison's placements, in report order, repeats
+    /// dropped.
+    pub fn placements(&self) -> Vec<Placement> {
+        let mut v: Vec<Placement> = Vec::new();
+        for &p in &self.placements {
+            if !v.contains(&p.into()) {
+                v.push(p.into());
+            }
+        }
+        v
+    }
+
     /// The longest wait for one wake.
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)

@@ -1,16 +1,18 @@
 //! The Mailbox comparison, interleaved with the rest: every contender of
 //! `examples/common/contenders.rs` (shared with the criterion bench), once
-//! per producer count per round.
+//! per placement, producer count and round.
 
 use std::io;
 use std::time::Duration;
 
-use crate::contenders::Contender;
-use crate::report::median;
+use crate::contenders::{Contender, Placement};
+use crate::stats::Spread;
 
-/// One contender at one producer count: its rate in every round so far.
+/// One contender at one producer count in one placement: its rate in every
+/// round so far.
 pub struct MailResult {
     pub contender: Contender,
+    pub placement: Placement,
     pub producers: u32,
     /// Messages per run.
     pub msgs: u64,
@@ -19,26 +21,29 @@ pub struct MailResult {
 }
 
 impl MailResult {
-    /// Every contender at every producer count, `msgs` messages per run
-    /// (`--mailbox`; 0 for none).
-    pub fn for_each(producers: &[u32], msgs: u64) -> Vec<MailResult> {
+    /// Every contender at every producer count in every placement that can
+    /// run here, `msgs` messages per run (`--mailbox`; 0 for none).
+    pub fn for_each(placements: &[Placement], producers: &[u32], msgs: u64) -> Vec<MailResult> {
         if msgs == 0 {
             return Vec::new();
         }
         let mut all = Vec::new();
-        for &producers in producers {
-            for contender in Contender::ALL {
-                let msgs = match contender {
-                    // A write per message: a tenth is plenty for its rate.
-                    Contender::CrossbeamWakeEach => (msgs / 10).max(1),
-                    _ => msgs,
-                };
-                all.push(MailResult {
-                    contender,
-                    producers: producers.max(1),
-                    msgs,
-                    rates: Vec::new(),
-                });
+        for &placement in placements.iter().filter(|p| p.available()) {
+            for &producers in producers {
+                for contender in Contender::ALL {
+                    let msgs = match contender {
+                        // A write per message: a tenth is plenty for its rate.
+                        Contender::CrossbeamWakeEach => (msgs / 10).max(1),
+                        _ => msgs,
+                    };
+                    all.push(MailResult {
+                        contender,
+                        placement,
+                        producers: producers.max(1),
+                        msgs,
+                        rates: Vec::new(),
+                    });
+                }
             }
         }
         all
@@ -46,21 +51,41 @@ impl MailResult {
 
     /// One more run; its rate joins `rates`.
     pub fn run(&mut self, timeout: Duration) -> io::Result<()> {
-        let took = self.contender.run(self.producers, self.msgs, timeout)?;
+        let took = self
+            .contender
+            .run(self.producers, self.msgs, timeout, self.placement)?;
         self.rates.push(self.msgs as f64 / took.as_secs_f64());
         Ok(())
     }
 
-    /// The median over rounds of wakefd's rate divided by this one's in the
-    /// same round.
-    pub fn wakefd_ratio(&self, wakefd: &MailResult) -> f64 {
-        median(
-            wakefd
-                .rates
-                .iter()
-                .zip(&self.rates)
-                .map(|(w, r)| w / r)
-                .collect(),
-        )
+    /// The rate over rounds, M msg/s.
+    pub fn rate(&self) -> Spread {
+        Spread::of(&self.rates).map(|r| r / 1e6)
+    }
+
+    /// `wakefd`'s rate divided by this one's in the same round, over
+    /// rounds.
+    pub fn wakefd_ratio(&self, wakefd: &MailResult) -> Spread {
+        let xs: Vec<f64> = wakefd
+            .rates
+            .iter()
+            .zip(&self.rates)
+            .map(|(w, r)| w / r)
+            .collect();
+        Spread::of(&xs)
+    }
+
+    /// The result of `contender` in the same placement and producer count
+    /// as this one.
+    pub fn sibling<'a>(
+        &self,
+        all: &'a [MailResult],
+        contender: Contender,
+    ) -> Option<&'a MailResult> {
+        all.iter().find(|r| {
+            r.contender == contender
+                && r.producers == self.producers
+                && r.placement == self.placement
+        })
     }
 }

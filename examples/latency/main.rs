@@ -83,18 +83,23 @@ use std::error::Error;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
-use indicatif::{ProgressBar, ProgressStyle};
-
-mod affinity;
-mod baselines; // Linux only: gated at the top of its file
+mod baselines;
 mod burst;
 mod cli;
+mod compare;
+mod context;
+mod json;
 mod mailbox;
 mod mech;
 mod pingpong;
+mod plot;
+mod progress;
 mod report;
+mod stats;
+mod table; // Linux only: gated at the top of its file
 
+#[path = "../common/affinity.rs"]
+mod affinity;
 #[path = "../common/contenders.rs"]
 mod contenders;
 #[path = "../common/event_loop.rs"]
@@ -104,26 +109,48 @@ mod flag;
 
 use burst::{burst_round, BurstResult};
 use cli::Args;
+use context::Context;
 use mailbox::MailResult;
 use pingpong::{ping_pong, LatencyResult};
+use progress::Progress;
+
+/// The phases' busy threads, for the warnings.
+fn busy_threads(args: &Args, burst: bool, mail: bool) -> Vec<(String, usize)> {
+    let mut v = vec![("ping-pong".to_owned(), 2)];
+    if burst {
+        v.push(("burst".into(), args.senders as usize + 1));
+    }
+    if mail {
+        for &p in &args.producers {
+            v.push((format!("Mailbox {p}->1 unpinned"), p as usize + 1));
+        }
+    }
+    v
+}
 
 /// Runs every measurement, interleaved, `--rounds` times; then reports.
 fn run(args: &Args) -> Result<(), Box<dyn Error>> {
+    // Read first, so that a bad file fails before the run, not after.
+    let old = match &args.compare {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let v: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+            Some((path.display().to_string(), v))
+        }
+        None => None,
+    };
+    let mut ctx = Context::start();
     let timeout = args.timeout();
     let pin = args.pin_cpus();
     let mechs = args.mechanisms();
     let mut latency: Vec<LatencyResult> = mechs.iter().map(|&m| LatencyResult::new(m)).collect();
     let mut burst = BurstResult::for_each(&mechs, args.burst);
-    let mut mail = MailResult::for_each(&args.producers, args.mailbox);
+    let mut mail = MailResult::for_each(&args.placements(), &args.producers, args.mailbox);
 
-    let steps = u64::from(args.rounds)
-        * (latency.len() + burst.len() + usize::from(!mail.is_empty())) as u64;
-    let bar = ProgressBar::new(steps);
-    bar.set_style(
-        ProgressStyle::with_template("{elapsed:>4} [{bar:40}] {pos}/{len} {msg}")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
+    let steps = u64::from(args.rounds) * (latency.len() + burst.len() + mail.len()) as u64;
+    let mut progress = Progress::new(steps);
 
     let mut pairs = Vec::new();
     for &m in &mechs {
@@ -133,43 +160,48 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
 
     for round in 1..=args.rounds {
         for (res, (a, b)) in latency.iter_mut().zip(&mut pairs) {
-            bar.set_message(format!("round {round}: {}", res.mech.label()));
+            progress.step(format!("round {round}: {}", res.mech.label()));
             let peer = b.take().expect("peer side is home between runs");
             let (run, peer) = ping_pong(a, peer, args.warmup, args.iters, timeout, pin)
                 .map_err(|e| format!("{}: {e}", res.mech.label()))?;
             *b = Some(peer);
             res.record(&run);
-            bar.inc(1);
+            progress.done();
         }
+        progress.phase(round, args.rounds, "ping-pong");
         for res in &mut burst {
-            bar.set_message(format!("round {round}: burst {}", res.mech.label()));
+            progress.step(format!("round {round}: burst {}", res.mech.label()));
             let work = Duration::from_nanos(args.loop_work_ns);
             let r = burst_round(res.mech, args.senders, res.k, work, timeout)
                 .map_err(|e| format!("burst {}: {e}", res.mech.label()))?;
             res.rounds.push(r);
-            bar.inc(1);
+            progress.done();
+        }
+        if !burst.is_empty() {
+            progress.phase(round, args.rounds, "burst");
+        }
+        for res in &mut mail {
+            progress.step(format!("round {round}: mailbox {}", res.contender.label()));
+            res.run(timeout)
+                .map_err(|e| format!("mailbox {}: {e}", res.contender.label()))?;
+            progress.done();
         }
         if !mail.is_empty() {
-            bar.set_message(format!("round {round}: mailbox"));
-            for res in &mut mail {
-                res.run(timeout)
-                    .map_err(|e| format!("mailbox {}: {e}", res.contender.label()))?;
-            }
-            bar.inc(1);
+            progress.phase(round, args.rounds, "mailbox");
         }
     }
-    bar.finish_and_clear();
+    progress.finish();
     drop(pairs);
+    ctx.finish();
 
-    let m = report::machine();
-    println!(
-        "wakefd notify latency — {} CPUs, Linux {}, {}",
-        m["cpus"],
-        m["kernel"].as_str().unwrap_or("?"),
-        m["cpu_model"].as_str().unwrap_or("?")
-    );
+    let spin = latency.iter().any(|r| report::spins(r.mech));
+    let busy = busy_threads(args, !burst.is_empty(), !mail.is_empty());
+    let warnings = context::warnings(&ctx, args.max_load, &busy, spin);
+    print!("{}", report::header(&ctx, args, &warnings));
     println!();
-    print!("{}", report::latency_table(&latency, args));
+    print!("{}", report::latency_table(&latency, args, ctx.cpus));
+    println!();
+    print!("{}", report::ratio_table(&latency, args, ctx.cpus));
     if !burst.is_empty() {
         println!();
         print!("{}", report::burst_table(&burst, args));
@@ -181,21 +213,26 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
     println!();
     println!("no lost wake-ups: every wait returned within {timeout:?}");
 
+    let doc = json::to_json(&ctx, &warnings, args, &latency, &burst, &mail);
+    if let Some((name, old)) = &old {
+        println!();
+        print!("{}", compare::compare(&doc, old, name));
+    }
     if let Some(path) = &args.json {
-        let v = report::to_json(args, &latency, &burst, &mail);
-        std::fs::write(path, serde_json::to_string_pretty(&v)? + "\n")
+        std::fs::write(path, serde_json::to_string_pretty(&doc)? + "\n")
             .map_err(|e| format!("{}: {e}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }
     if let Some(path) = &args.plot {
-        report::plot(path, &latency, args).map_err(|e| format!("{}: {e}", path.display()))?;
+        plot::plot(path, &latency, args, &ctx, warnings.len())
+            .map_err(|e| format!("{}: {e}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = Args::get();
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

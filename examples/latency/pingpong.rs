@@ -12,7 +12,8 @@ use hdrhistogram::Histogram;
 use crate::affinity;
 use crate::event_loop::lost_wake;
 use crate::mech::{Loop, Mech, Wake, Woke};
-use crate::report::{median, Stats};
+use crate::report::Stats;
+use crate::stats::Spread;
 
 /// One thread's end of a ping-pong pair: its own event loop, and a way to
 /// wake the other thread's.
@@ -166,38 +167,32 @@ impl LatencyResult {
         self.writes_per_rt.push(run.writes_per_rt);
     }
 
-    /// The median over rounds of the wakes written per round trip; None
-    /// unless every round counted them.
-    pub fn median_writes_per_rt(&self) -> Option<f64> {
+    /// The wakes written per round trip over rounds; None unless every
+    /// round counted them.
+    pub fn writes_per_rt(&self) -> Option<Spread> {
         let xs: Option<Vec<f64>> = self.writes_per_rt.iter().copied().collect();
-        xs.map(median)
+        xs.map(|xs| Spread::of(&xs))
     }
 
-    /// The median over rounds of each statistic; `max` is the largest of
-    /// any round.
-    pub fn median(&self) -> Stats {
-        let m = |f: fn(&Stats) -> f64| median(self.rounds.iter().map(f).collect());
-        Stats {
-            p50: m(|s| s.p50),
-            p90: m(|s| s.p90),
-            p99: m(|s| s.p99),
-            p999: m(|s| s.p999),
-            max: self.rounds.iter().map(|s| s.max).fold(0.0, f64::max),
-        }
+    /// One statistic over rounds.
+    pub fn spread(&self, f: fn(&Stats) -> f64) -> Spread {
+        Spread::of(&self.rounds.iter().map(f).collect::<Vec<_>>())
     }
 
-    /// The median over rounds of this mechanism's (p50, p99) divided by
-    /// `base`'s in the same round.
-    pub fn ratio(&self, base: &LatencyResult) -> (f64, f64) {
-        let per_round = |f: fn(&Stats) -> f64| {
-            median(
-                self.rounds
-                    .iter()
-                    .zip(&base.rounds)
-                    .map(|(s, b)| f(s) / f(b))
-                    .collect(),
-            )
-        };
-        (per_round(|s| s.p50), per_round(|s| s.p99))
+    /// The largest round trip of any round.
+    pub fn max(&self) -> f64 {
+        self.rounds.iter().map(|s| s.max).fold(0.0, f64::max)
+    }
+
+    /// One statistic of this mechanism divided by `base`'s in the same
+    /// round, over rounds.
+    pub fn ratio(&self, base: &LatencyResult, f: fn(&Stats) -> f64) -> Spread {
+        let xs: Vec<f64> = self
+            .rounds
+            .iter()
+            .zip(&base.rounds)
+            .map(|(s, b)| f(s) / f(b))
+            .collect();
+        Spread::of(&xs)
     }
 }

@@ -1,17 +1,52 @@
-//! Pinning the two ping-pong threads to two different CPUs, so that every
-//! wake crosses from one core to the other.
+//! Pinning threads to CPUs: the ping-pong pair to two different CPUs, so
+//! that every wake crosses from one core to the other, and the Mailbox
+//! comparison's loop to a CPU of its own. Shared by the latency example and
+//! `benches/notify.rs` (through `#[path]`), like `contenders.rs`.
+
+#![allow(dead_code)] // each includer uses its own part
+
+use std::io;
 
 /// The CPUs to pin the measuring and the echo thread to: the first two
 /// this process may run on. None with fewer than two, or where pinning is
 /// not implemented.
 pub fn two_cpus() -> Option<(usize, usize)> {
-    match imp::allowed_cpus()[..] {
+    match allowed_cpus()[..] {
         [a, b, ..] => Some((a, b)),
         _ => None,
     }
 }
 
-pub use imp::pin;
+pub use imp::{allowed_cpus, pin_set};
+
+/// Pins the calling thread to `cpu`.
+pub fn pin(cpu: usize) -> io::Result<()> {
+    pin_set(&[cpu])
+}
+
+/// Pins the calling thread to `cpus` until dropped, then gives it back the
+/// CPUs it was allowed before.
+pub struct PinnedFor {
+    before: Vec<usize>,
+}
+
+impl PinnedFor {
+    pub fn cpus(cpus: &[usize]) -> io::Result<PinnedFor> {
+        let before = allowed_cpus();
+        pin_set(cpus)?;
+        Ok(PinnedFor { before })
+    }
+}
+
+impl Drop for PinnedFor {
+    fn drop(&mut self) {
+        if !self.before.is_empty() {
+            // Widening back to a set the thread had cannot fail but for a
+            // CPU taken offline meanwhile; the next pin reports that.
+            let _ = pin_set(&self.before);
+        }
+    }
+}
 
 /// Thread-to-CPU pinning through `sched_setaffinity(2)`.
 // sched_getaffinity/sched_setaffinity and cpu_set_t are Linux (and Android) only.
@@ -35,12 +70,18 @@ mod imp {
             .collect()
     }
 
-    /// Pins the calling thread to `cpu`.
-    pub fn pin(cpu: usize) -> io::Result<()> {
+    /// Pins the calling thread to the CPUs in `cpus` (each below
+    /// `CPU_SETSIZE`, as `allowed_cpus` gives them).
+    pub fn pin_set(cpus: &[usize]) -> io::Result<()> {
         // SAFETY: as above, all zeroes is a valid empty set.
         let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-        // SAFETY: `cpu` comes from `allowed_cpus`, below CPU_SETSIZE.
-        unsafe { libc::CPU_SET(cpu, &mut set) };
+        for &cpu in cpus {
+            if cpu >= libc::CPU_SETSIZE as usize {
+                return Err(io::ErrorKind::InvalidInput.into());
+            }
+            // SAFETY: `cpu` is below CPU_SETSIZE (checked above).
+            unsafe { libc::CPU_SET(cpu, &mut set) };
+        }
         // SAFETY: `set` is a live cpu_set_t and we pass its exact size;
         // pid 0 is the calling thread.
         let ret = unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) };
@@ -60,7 +101,7 @@ mod imp {
         Vec::new()
     }
 
-    pub fn pin(_cpu: usize) -> std::io::Result<()> {
+    pub fn pin_set(_cpus: &[usize]) -> std::io::Result<()> {
         Ok(())
     }
 }
