@@ -179,16 +179,19 @@ type Cpus<'a> = Option<&'a (usize, Vec<usize>)>;
 
 /// Runs one thread per sender, each calling `send(i)` for its share of
 /// `total` messages, started together, while `consume` (on this thread)
-/// receives them all; returns the time from the start to the last message
-/// received. With `at`, this thread is pinned to the loop's CPU for the
-/// run (and given its CPUs back after) and every producer to the
-/// producers' CPUs. `consume` owns the receiving end, so that a consumer
-/// that fails drops it and its producers' next send fails too.
+/// receives them all and returns the instant it took the last one. The run
+/// is timed from the first thread out of the starting barrier (a producer
+/// may start sending before the loop is back from it) to that instant, so
+/// neither the threads' start nor the queue's drop is in it. With `at`,
+/// this thread is pinned to the loop's CPU for the run (and given its CPUs
+/// back after) and every producer to the producers' CPUs. `consume` owns
+/// the receiving end, so that a consumer that fails drops it and its
+/// producers' next send fails too.
 fn run_producers<S>(
     senders: Vec<S>,
     total: u64,
     at: Cpus<'_>,
-    consume: impl FnOnce(u64) -> io::Result<()>,
+    consume: impl FnOnce(u64) -> io::Result<Instant>,
 ) -> io::Result<Duration>
 where
     S: FnMut(u64) -> io::Result<()> + Send + 'static,
@@ -202,11 +205,13 @@ where
             // Spread the remainder over the first producers.
             let share = total / n + u64::from(p < total % n);
             let cpus = at.map(|(_, producers)| producers.clone());
-            thread::spawn(move || -> io::Result<()> {
+            thread::spawn(move || -> io::Result<Instant> {
                 let pinned = cpus.map_or(Ok(()), |cpus| affinity::pin_set(&cpus));
                 barrier.wait();
+                let start = Instant::now();
                 pinned?;
-                (0..share).try_for_each(&mut send)
+                (0..share).try_for_each(&mut send)?;
+                Ok(start)
             })
         })
         .collect();
@@ -216,16 +221,16 @@ where
     barrier.wait();
     let start = Instant::now();
     let consumed = consume(total);
-    let elapsed = start.elapsed();
     // Join them all before looking at any result.
-    let produced: Vec<io::Result<()>> = handles
+    let produced: Vec<io::Result<Instant>> = handles
         .into_iter()
         .map(|h| h.join().expect("producer panicked"))
         .collect();
     let _unpin = pinned?;
-    consumed?;
-    produced.into_iter().collect::<io::Result<()>>()?;
-    Ok(elapsed)
+    let end = consumed?;
+    let starts = produced.into_iter().collect::<io::Result<Vec<Instant>>>()?;
+    let start = starts.into_iter().fold(start, Instant::min);
+    Ok(end.saturating_duration_since(start))
 }
 
 /// Takes every message `msgs` yields; how many.
@@ -281,7 +286,7 @@ fn wakefd_mailbox(
             ev.wait(timeout)?;
             got += take_all(mailbox.drain());
         }
-        Ok(())
+        Ok(Instant::now())
     })
 }
 
@@ -310,7 +315,7 @@ fn wakefd_mailbox_sleep_aware(
                 return Err(lost_wake(timeout));
             }
         }
-        Ok(())
+        Ok(Instant::now())
     })
 }
 
@@ -342,7 +347,7 @@ fn crossbeam_flag(
             flag.clear();
             got += take_all(rx.try_iter());
         }
-        Ok(())
+        Ok(Instant::now())
     })
 }
 
@@ -373,7 +378,7 @@ fn std_mpsc_flag(
             flag.clear();
             got += take_all(rx.try_iter());
         }
-        Ok(())
+        Ok(Instant::now())
     })
 }
 
@@ -405,6 +410,6 @@ fn crossbeam_wake_each(
             ev.wait(timeout)?;
             got += take_all(rx.try_iter());
         }
-        Ok(())
+        Ok(Instant::now())
     })
 }

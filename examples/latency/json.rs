@@ -124,6 +124,7 @@ pub fn to_json(
                 "wakefd_ratio": ratio(Contender::Wakefd),
                 "wakefd_sleep_aware_ratio": ratio(Contender::WakefdSleepAware),
                 "rounds_msgs_per_sec": r.rates,
+                "rounds_minor_faults": r.faults,
             })
         })
         .collect();

@@ -18,6 +18,10 @@ pub struct MailResult {
     pub msgs: u64,
     /// Messages per second, one per round.
     pub rates: Vec<f64>,
+    /// Minor page faults of the whole process during each run: the first
+    /// touches of the run's fresh memory (queue slots, channel blocks,
+    /// thread stacks).
+    pub faults: Vec<u64>,
 }
 
 impl MailResult {
@@ -42,6 +46,7 @@ impl MailResult {
                         producers: producers.max(1),
                         msgs,
                         rates: Vec::new(),
+                        faults: Vec::new(),
                     });
                 }
             }
@@ -51,10 +56,14 @@ impl MailResult {
 
     /// One more run; its rate joins `rates`.
     pub fn run(&mut self, timeout: Duration) -> io::Result<()> {
+        let before = minor_faults();
         let took = self
             .contender
             .run(self.producers, self.msgs, timeout, self.placement)?;
         self.rates.push(self.msgs as f64 / took.as_secs_f64());
+        if let Some((a, b)) = before.zip(minor_faults()) {
+            self.faults.push(b.saturating_sub(a));
+        }
         Ok(())
     }
 
@@ -88,4 +97,13 @@ impl MailResult {
                 && r.placement == self.placement
         })
     }
+}
+
+/// The process's minor page faults so far (`getrusage`).
+fn minor_faults() -> Option<u64> {
+    // SAFETY: rusage is plain integers; all zeroes is valid.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is a live rusage for getrusage to fill.
+    let ret = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    (ret == 0).then(|| u64::try_from(usage.ru_minflt).unwrap_or(0))
 }

@@ -14,15 +14,29 @@
 //! first (0 leaves it out; `--no-sleep-aware` leaves out both). The
 //! `writes/rt` column counts the wakes written per round trip, from the
 //! notifiers' `stats()`: 2 for a loop that sleeps, near 0 for one that is
-//! still spinning when the wake comes. Every wait is bounded by `--timeout-ms`, so a lost
-//! wake-up aborts the run instead of hanging it. The two threads are pinned
+//! still spinning when the wake comes. Every wait is bounded by
+//! `--timeout-ms`, so a lost wake-up aborts the run instead of hanging it. The two threads are pinned
 //! to the first two CPUs the process may use, so that every wake crosses
 //! from one core to the other (`--no-pin` leaves them to the scheduler).
 //!
 //! Mechanisms run interleaved (A B C ... A B C ...) for `--rounds` rounds of
 //! `--iters` round trips each, so that drift on the machine hits all of them
-//! alike; the table shows the median over rounds of each round's percentile,
-//! and ratios are the median over rounds of the per-round ratio.
+//! alike; the table shows the median over rounds of each round's percentile
+//! with a distribution-free 95 % confidence interval of that median (from
+//! the rounds' order statistics: `stats.rs`), and ratios are the median
+//! over rounds of the per-round ratio, with theirs. A ratio whose interval
+//! holds 1 is marked `≈`: these rounds do not show a difference.
+//!
+//! The header (and the JSON) carry what a reader needs to judge the run:
+//! date, rustc, wakefd version and commit, kernel, CPU model and count,
+//! pinning, the load average before and after and the CPU time other
+//! processes took meanwhile, and warnings: load above `--max-load`, a phase
+//! with more busy threads than CPUs, spin rows with no second CPU to spin
+//! on. `--compare OLD.json` sets each row against a run saved by `--json`.
+//! `--plot` draws latency by percentile on a log "nines" axis, p50 to
+//! p99.99. Progress goes to stderr: a bar with the time left on a
+//! terminal, one line per phase of each round otherwise. `--quick` is a
+//! smoke run of a few seconds.
 //!
 //! Burst mode (`--burst K`, 0 to skip) has `--senders` threads call
 //! `notify()` K times each per round while the loop drains on every wake
@@ -40,7 +54,11 @@
 //! against `crossbeam-channel` + `mio::Waker` with a hand-written coalescing
 //! flag (two versions), `std::sync::mpsc` with the flag, and
 //! `crossbeam-channel` waking per message. It runs interleaved with the
-//! rest, so its ratios are per-round ratios too.
+//! rest, so its ratios are per-round ratios too, in each `--placement`:
+//! unpinned (the default row: every thread left to the scheduler, which
+//! with more busy threads than CPUs decides how much CPU the loop gets) and
+//! loop-alone (the loop pinned alone to one CPU, the producers to the
+//! others, so that every contender's loop gets a whole CPU).
 //!
 //! ```text
 //! cargo run --release --example latency -- --json docs/latency.json --plot docs/latency.svg
@@ -53,12 +71,17 @@
 //! * `mech.rs`: the mechanisms (`mech::Mech`) and the one shape each
 //!   takes: a loop that blocks until woken, and a wake any thread calls.
 //! * `baselines.rs`: the raw eventfd + epoll baselines (Linux only).
-//! * `affinity.rs`: pinning the ping-pong threads (Linux only; a no-op
-//!   elsewhere).
+//! * `stats.rs`: medians over rounds and their intervals; `table.rs`: the
+//!   tables' layout.
+//! * `context.rs`: the run's context and warnings; `progress.rs`: the
+//!   progress bar or lines.
 //! * `pingpong.rs`, `burst.rs`, `mailbox.rs`: the three measurements.
-//! * `report.rs`: the tables, the JSON and the plot.
-//! * `../common/contenders.rs` (with `event_loop.rs` and `flag.rs`): the
-//!   Mailbox comparison's contenders, shared with `benches/notify.rs`.
+//! * `report.rs`: the tables; `json.rs`: the JSON; `plot.rs`: the plot;
+//!   `compare.rs`: `--compare`.
+//! * `../common/contenders.rs` (with `affinity.rs`, `event_loop.rs` and
+//!   `flag.rs`): the Mailbox comparison's contenders and placements, shared
+//!   with `benches/notify.rs`; `affinity.rs` also pins the ping-pong
+//!   threads (Linux only; a no-op elsewhere).
 //!
 //! # Adding a mechanism
 //!
@@ -120,9 +143,17 @@ fn busy_threads(args: &Args, burst: bool, mail: bool) -> Vec<(String, usize)> {
     if burst {
         v.push(("burst".into(), args.senders as usize + 1));
     }
-    if mail {
+    let placements = args.placements();
+    if mail && placements.contains(&contenders::Placement::Unpinned) {
+        let alone = placements.contains(&contenders::Placement::LoopAlone)
+            && contenders::Placement::LoopAlone.available();
         for &p in &args.producers {
-            v.push((format!("Mailbox {p}->1 unpinned"), p as usize + 1));
+            let hint = if alone {
+                " (the loop-alone rows give the loop a CPU of its own)"
+            } else {
+                ""
+            };
+            v.push((format!("Mailbox {p}->1 unpinned{hint}"), p as usize + 1));
         }
     }
     v
