@@ -107,6 +107,7 @@ fn mailbox(c: &mut Criterion) {
                         contender
                             .run(producers, iters * MSGS, WAKE_TIMEOUT, placement)
                             .unwrap_or_else(|e| panic!("{}: {e}", contender.id()))
+                            .took
                     })
                 });
             }

@@ -157,7 +157,7 @@ impl Contender {
         total: u64,
         timeout: Duration,
         placement: Placement,
-    ) -> io::Result<Duration> {
+    ) -> io::Result<Run> {
         let at = placement.cpus();
         let at = at.as_ref();
         match self {
@@ -174,12 +174,22 @@ impl Contender {
     }
 }
 
+/// What one run measured.
+#[derive(Clone, Copy, Debug)]
+pub struct Run {
+    /// From the first thread's start to the last message taken.
+    pub took: Duration,
+    /// The loop's returns from its wait: the wakes it took.
+    pub loop_wakes: u64,
+}
+
 /// The loop's CPU and the producers' CPUs, when pinned.
 type Cpus<'a> = Option<&'a (usize, Vec<usize>)>;
 
 /// Runs one thread per sender, each calling `send(i)` for its share of
 /// `total` messages, started together, while `consume` (on this thread)
-/// receives them all and returns the instant it took the last one. The run
+/// receives them all and returns the instant it took the last one and how
+/// many times its wait returned. The run
 /// is timed from the first thread out of the starting barrier (a producer
 /// may start sending before the loop is back from it) to that instant, so
 /// neither the threads' start nor the queue's drop is in it. With `at`,
@@ -191,8 +201,8 @@ fn run_producers<S>(
     senders: Vec<S>,
     total: u64,
     at: Cpus<'_>,
-    consume: impl FnOnce(u64) -> io::Result<Instant>,
-) -> io::Result<Duration>
+    consume: impl FnOnce(u64) -> io::Result<(Instant, u64)>,
+) -> io::Result<Run>
 where
     S: FnMut(u64) -> io::Result<()> + Send + 'static,
 {
@@ -227,10 +237,13 @@ where
         .map(|h| h.join().expect("producer panicked"))
         .collect();
     let _unpin = pinned?;
-    let end = consumed?;
+    let (end, loop_wakes) = consumed?;
     let starts = produced.into_iter().collect::<io::Result<Vec<Instant>>>()?;
     let start = starts.into_iter().fold(start, Instant::min);
-    Ok(end.saturating_duration_since(start))
+    Ok(Run {
+        took: end.saturating_duration_since(start),
+        loop_wakes,
+    })
 }
 
 /// Takes every message `msgs` yields; how many.
@@ -278,15 +291,16 @@ fn wakefd_mailbox(
     timeout: Duration,
     at: Cpus<'_>,
     lanes: bool,
-) -> io::Result<Duration> {
+) -> io::Result<Run> {
     let (mut ev, mut mailbox, senders) = wakefd_setup(producers, lanes)?;
     run_producers(senders, total, at, move |total| {
-        let mut got = 0;
+        let (mut got, mut wakes) = (0, 0);
         while got < total {
             ev.wait(timeout)?;
+            wakes += 1;
             got += take_all(mailbox.drain());
         }
-        Ok(Instant::now())
+        Ok((Instant::now(), wakes))
     })
 }
 
@@ -297,10 +311,10 @@ fn wakefd_mailbox_sleep_aware(
     total: u64,
     timeout: Duration,
     at: Cpus<'_>,
-) -> io::Result<Duration> {
+) -> io::Result<Run> {
     let (mut ev, mut mailbox, senders) = wakefd_setup(producers, true)?;
     run_producers(senders, total, at, move |total| {
-        let mut got = 0;
+        let (mut got, mut wakes) = (0, 0);
         let mut deadline = Instant::now() + timeout;
         while got < total {
             let (poll, events) = ev.parts();
@@ -309,13 +323,14 @@ fn wakefd_mailbox_sleep_aware(
             // awake when they came). Only no progress until the deadline is.
             let left = deadline.saturating_duration_since(Instant::now());
             if mailbox.poll(poll, events, Some(left))? {
+                wakes += 1;
                 got += take_all(mailbox.drain());
                 deadline = Instant::now() + timeout;
             } else if Instant::now() >= deadline {
                 return Err(lost_wake(timeout));
             }
         }
-        Ok(Instant::now())
+        Ok((Instant::now(), wakes))
     })
 }
 
@@ -326,7 +341,7 @@ fn crossbeam_flag(
     timeout: Duration,
     at: Cpus<'_>,
     load_first: bool,
-) -> io::Result<Duration> {
+) -> io::Result<Run> {
     let mut ev = EventLoop::new()?;
     let flag = Arc::new(Flag::new(ev.registry(), TOKEN, load_first)?);
     let (tx, rx) = crossbeam_channel::unbounded::<u64>();
@@ -341,23 +356,19 @@ fn crossbeam_flag(
         .collect();
     drop(tx);
     run_producers(senders, total, at, move |total| {
-        let mut got = 0;
+        let (mut got, mut wakes) = (0, 0);
         while got < total {
             ev.wait(timeout)?;
+            wakes += 1;
             flag.clear();
             got += take_all(rx.try_iter());
         }
-        Ok(Instant::now())
+        Ok((Instant::now(), wakes))
     })
 }
 
 /// `std::sync::mpsc` + the coalescing flag (load first) + `mio::Waker`.
-fn std_mpsc_flag(
-    producers: u32,
-    total: u64,
-    timeout: Duration,
-    at: Cpus<'_>,
-) -> io::Result<Duration> {
+fn std_mpsc_flag(producers: u32, total: u64, timeout: Duration, at: Cpus<'_>) -> io::Result<Run> {
     let mut ev = EventLoop::new()?;
     let flag = Arc::new(Flag::new(ev.registry(), TOKEN, true)?);
     let (tx, rx) = mpsc::channel::<u64>();
@@ -372,13 +383,14 @@ fn std_mpsc_flag(
         .collect();
     drop(tx);
     run_producers(senders, total, at, move |total| {
-        let mut got = 0;
+        let (mut got, mut wakes) = (0, 0);
         while got < total {
             ev.wait(timeout)?;
+            wakes += 1;
             flag.clear();
             got += take_all(rx.try_iter());
         }
-        Ok(Instant::now())
+        Ok((Instant::now(), wakes))
     })
 }
 
@@ -388,7 +400,7 @@ fn crossbeam_wake_each(
     total: u64,
     timeout: Duration,
     at: Cpus<'_>,
-) -> io::Result<Duration> {
+) -> io::Result<Run> {
     let mut ev = EventLoop::new()?;
     // This one stays here until every producer has finished: the eventfd
     // must outlive the producers, or their last wake goes with it.
@@ -405,11 +417,12 @@ fn crossbeam_wake_each(
         .collect();
     drop(tx);
     run_producers(senders, total, at, move |total| {
-        let mut got = 0;
+        let (mut got, mut wakes) = (0, 0);
         while got < total {
             ev.wait(timeout)?;
+            wakes += 1;
             got += take_all(rx.try_iter());
         }
-        Ok(Instant::now())
+        Ok((Instant::now(), wakes))
     })
 }

@@ -125,6 +125,7 @@ pub fn to_json(
                 "wakefd_sleep_aware_ratio": ratio(Contender::WakefdSleepAware),
                 "rounds_msgs_per_sec": r.rates,
                 "rounds_minor_faults": r.faults,
+                "rounds_loop_wakes": r.wakes,
             })
         })
         .collect();

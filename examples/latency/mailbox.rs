@@ -22,6 +22,8 @@ pub struct MailResult {
     /// touches of the run's fresh memory (queue slots, channel blocks,
     /// thread stacks).
     pub faults: Vec<u64>,
+    /// The loop's wakes in each run.
+    pub wakes: Vec<u64>,
 }
 
 impl MailResult {
@@ -47,6 +49,7 @@ impl MailResult {
                         msgs,
                         rates: Vec::new(),
                         faults: Vec::new(),
+                        wakes: Vec::new(),
                     });
                 }
             }
@@ -57,10 +60,11 @@ impl MailResult {
     /// One more run; its rate joins `rates`.
     pub fn run(&mut self, timeout: Duration) -> io::Result<()> {
         let before = minor_faults();
-        let took = self
+        let run = self
             .contender
             .run(self.producers, self.msgs, timeout, self.placement)?;
-        self.rates.push(self.msgs as f64 / took.as_secs_f64());
+        self.rates.push(self.msgs as f64 / run.took.as_secs_f64());
+        self.wakes.push(run.loop_wakes);
         if let Some((a, b)) = before.zip(minor_faults()) {
             self.faults.push(b.saturating_sub(a));
         }
