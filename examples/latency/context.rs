@@ -87,7 +87,9 @@ impl Context {
                 self.git_commit
                     .as_ref()
                     .map_or(String::new(), |c| format!(" ({c})")),
-                self.rustc.as_deref().unwrap_or("rustc: unknown"),
+                self.rustc
+                    .as_ref()
+                    .map_or("rustc unknown".into(), |r| format!("{r} (rustc -V at run time)")),
             ),
             format!(
                 "machine: {} · {} · {} CPUs usable ({} online)",
