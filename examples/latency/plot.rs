@@ -5,8 +5,10 @@
 //! on a log axis too. wakefd's rows are solid lines in the Okabe–Ito
 //! colours (safe for the common colour-vision deficiencies; its yellow is
 //! left out, being unreadable on white), the baselines black with a dash
-//! pattern each. The legend sits beside the chart, never over a curve, and
-//! the caption names the machine and the date.
+//! pattern each, and every curve carries a marker of its own shape at p50,
+//! p90, p99, p99.9 and p99.99, so that curves that run together stay
+//! apart where they are read. The legend sits beside the chart, never over
+//! a curve, and the caption names the machine and the date.
 
 use std::error::Error;
 use std::path::Path;
@@ -48,6 +50,46 @@ fn style(mech: Mech, wakefd_i: usize, baseline_j: usize) -> (RGBColor, Dash) {
         }
     }
 }
+
+/// A curve's marker: circle, triangle or cross, filled or not.
+#[derive(Clone, Copy)]
+struct Marker {
+    shape: usize,
+    filled: bool,
+}
+
+impl Marker {
+    fn of(i: usize) -> Marker {
+        Marker {
+            shape: i % 3,
+            filled: (i / 3) % 2 == 0,
+        }
+    }
+
+    fn draw<DB: DrawingBackend, CT: CoordTranslate>(
+        self,
+        area: &DrawingArea<DB, CT>,
+        at: CT::From,
+        color: RGBColor,
+    ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>>
+    where
+        CT::From: Clone + 'static,
+    {
+        let style = if self.filled {
+            color.filled()
+        } else {
+            color.stroke_width(2)
+        };
+        match self.shape {
+            0 => area.draw(&Circle::new(at, 4, style)),
+            1 => area.draw(&TriangleMarker::new(at, 5, style)),
+            _ => area.draw(&Cross::new(at, 4, color.stroke_width(2))),
+        }
+    }
+}
+
+/// Where the markers go: p50, p90, p99, p99.9, p99.99.
+const MARKED: [f64; 5] = [std::f64::consts::LOG10_2, 1.0, 2.0, 3.0, 4.0];
 
 fn nines_label(x: f64) -> String {
     match x.round() as i32 {
@@ -164,11 +206,21 @@ pub fn plot(
 
     let mut legend = Vec::new();
     let (mut wi, mut bj) = (0, 0);
-    for (r, (label, pts)) in results.iter().zip(curves) {
+    for (i, (r, (label, pts))) in results.iter().zip(curves).enumerate() {
         let (color, dash) = style(r.mech, wi, bj);
         match r.mech {
             Mech::Baseline(_) => bj += 1,
             _ => wi += 1,
+        }
+        let marker = Marker::of(i);
+        let plotting = chart.plotting_area();
+        for x in MARKED {
+            let nearest = pts
+                .iter()
+                .min_by(|a, b| (a.0 - x).abs().total_cmp(&(b.0 - x).abs()));
+            if let Some(&(px, py)) = nearest.filter(|p| (p.0 - x).abs() < 0.03) {
+                marker.draw(plotting, (px, py), color)?;
+            }
         }
         let line = color.stroke_width(2);
         match dash {
@@ -179,7 +231,7 @@ pub fn plot(
                 chart.draw_series(DashedLineSeries::new(pts, len, gap, line))?;
             }
         }
-        legend.push((label, color, dash));
+        legend.push((label, color, dash, marker));
     }
 
     legend_area.draw(&Text::new(
@@ -187,7 +239,7 @@ pub fn plot(
         (10, 16),
         ("sans-serif", 14).into_font(),
     ))?;
-    for (i, (label, color, dash)) in legend.iter().enumerate() {
+    for (i, (label, color, dash, marker)) in legend.iter().enumerate() {
         let y = 44 + 24 * i as i32;
         let line = color.stroke_width(2);
         let seg = [(10, y), (50, y)];
@@ -195,6 +247,7 @@ pub fn plot(
             None => legend_area.draw(&PathElement::new(seg, line))?,
             Some((len, gap)) => legend_area.draw(&DashedPathElement::new(seg, *len, *gap, line))?,
         }
+        marker.draw(&legend_area, (30, y), *color)?;
         legend_area.draw(&Text::new(
             label.clone(),
             (58, y - 7),
