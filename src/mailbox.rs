@@ -1203,7 +1203,8 @@ impl<T> Sender<T> {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn send(&self, msg: T) -> Result<(), SendError<T>> {
-        self.send_until(msg, None).map_err(|e| SendError(e.into_inner()))
+        self.send_until(msg, None)
+            .map_err(|e| SendError(e.into_inner()))
     }
 
     /// Queues `msg` if there is room now: on a bounded mailbox that is full,

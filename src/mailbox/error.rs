@@ -76,7 +76,6 @@ impl fmt::Display for TryRecvError {
 
 impl Error for TryRecvError {}
 
-
 /// The error of [`Sender::try_send`](crate::Sender::try_send): the message
 /// is given back.
 ///
