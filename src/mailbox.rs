@@ -51,7 +51,7 @@ use crate::loom::{
     AtomicBool, AtomicUsize,
     Ordering::{AcqRel, Acquire, Relaxed, Release},
 };
-use crate::notifier::Stats;
+use crate::notifier::{Awake, Stats};
 use crate::{sys, Backend, Notifier, Waker};
 
 mod capacity;
@@ -799,7 +799,10 @@ impl<T> Mailbox<T> {
             if self.shared.disconnected() {
                 return Ok(self.has_messages());
             }
-            if !self.notifier.block_once(deadline, || self.has_messages())? {
+            if !self
+                .notifier
+                .block_once(deadline, || self.has_messages(), true)?
+            {
                 return Ok(self.has_messages());
             }
             if self.has_messages() {
@@ -864,11 +867,13 @@ impl<T> Mailbox<T> {
     /// let sender = mailbox.sender();
     ///
     /// let mut events = Events::with_capacity(64);
+    /// let awake = mailbox.announce_awake(); // sleep-aware from here on
     /// assert!(!mailbox.poll(&mut poll, &mut events, Some(Duration::ZERO))?);
     /// sender.send("hi").unwrap(); // the loop is awake: no system call
     /// assert!(mailbox.poll(&mut poll, &mut events, Some(Duration::from_secs(10)))?);
     /// assert_eq!(mailbox.drain().collect::<Vec<_>>(), ["hi"]);
     /// assert_eq!(mailbox.stats().wakes_written, 0);
+    /// drop(awake); // plain again: a plain `Poll::poll` may follow
     /// # std::io::Result::Ok(())
     /// ```
     pub fn poll(
@@ -879,9 +884,13 @@ impl<T> Mailbox<T> {
     ) -> io::Result<bool> {
         self.check_fork()?;
         let (local, shared) = (&self.local, &self.shared);
-        self.notifier.poll_events(poll, events, timeout, || {
-            !local.buf.is_empty() || !shared.queue.is_empty()
-        })?;
+        self.notifier.poll_events(
+            poll,
+            events,
+            timeout,
+            || !local.buf.is_empty() || !shared.queue.is_empty(),
+            true,
+        )?;
         Ok(self.has_messages() || self.notifier.is_pending())
     }
 
@@ -894,32 +903,37 @@ impl<T> Mailbox<T> {
     /// ```
     /// let mailbox = wakefd::Mailbox::new()?;
     /// let sender = mailbox.sender();
-    /// mailbox.announce_awake();
+    /// let awake = mailbox.announce_awake();
     /// sender.send(1).unwrap(); // no system call
     /// assert!(!mailbox.announce_sleep()); // a message is waiting: don't block
+    /// # drop(awake);
     /// # std::io::Result::Ok(())
     /// ```
+    #[must_use = "`false` means a message or a wake is waiting: the loop must not block"]
     pub fn announce_sleep(&self) -> bool {
         self.notifier.announce_sleep() && !self.has_messages()
     }
 
-    /// Announces that the loop is awake, as [`Notifier::announce_awake`]:
-    /// until the next [`announce_sleep`](Mailbox::announce_sleep), a send
-    /// makes no system call.
+    /// Announces that the loop is awake for as long as the returned guard
+    /// lives, as [`Notifier::announce_awake`]: until the next
+    /// [`announce_sleep`](Mailbox::announce_sleep), a send makes no system
+    /// call. **The rule:** while the guard lives, block only through
+    /// [`poll`](Mailbox::poll) / [`wait`](Mailbox::wait) or after announcing
+    /// sleep; dropping it makes the loop plain again.
     ///
     /// # Examples
     ///
     /// ```
     /// let mut mailbox = wakefd::Mailbox::new()?;
     /// let sender = mailbox.sender();
-    /// mailbox.announce_awake();
+    /// let _awake = mailbox.announce_awake();
     /// sender.send("job done").unwrap(); // no system call
     /// assert_eq!(mailbox.try_recv(), Ok("job done"));
     /// assert_eq!(mailbox.stats().wakes_written, 0);
     /// # std::io::Result::Ok(())
     /// ```
-    pub fn announce_awake(&self) {
-        self.notifier.announce_awake();
+    pub fn announce_awake(&self) -> Awake {
+        self.notifier.announce_awake()
     }
 
     /// Sets how long [`poll`](Mailbox::poll) and [`wait`](Mailbox::wait) spin
