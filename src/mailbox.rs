@@ -239,6 +239,22 @@ pub(crate) fn send_with<T>(
     Ok(())
 }
 
+/// A `Sender`'s drop: the last one wakes the loop so that it learns of the
+/// disconnection. A failed write is tried once more (the `FAILED` bit makes
+/// it a write), and if that fails too the loop's next call rings
+/// (`rewake`); the Mailbox being gone changes nothing for it.
+pub(crate) fn disconnect_with<T>(shared: &Shared<T>, wake: impl Fn() -> io::Result<()>) {
+    // AcqRel: the loop's Acquire load of 0 sees every send made before.
+    if shared.senders.fetch_sub(1, AcqRel) != 1 {
+        return;
+    }
+    if let Err(e) = wake() {
+        if e.kind() != io::ErrorKind::BrokenPipe && wake().is_err() {
+            shared.rewake.store(true, Release);
+        }
+    }
+}
+
 /// The loop's re-arm and take: every queued message to the back of `local`.
 pub(crate) fn refill_with<T>(shared: &Shared<T>, local: &mut Local<T>, bell: &impl Bell) {
     // Re-arm first, then take (state.rs explains the order).
@@ -1434,17 +1450,7 @@ impl<T> Drop for Sender<T> {
         if !self.waker.inherited() {
             self.shared.queue.leave(&self.lane);
         }
-        // AcqRel: the loop's Acquire load of 0 sees every send made before.
-        if self.shared.senders.fetch_sub(1, AcqRel) == 1 {
-            // The last one: wake the loop so that it learns of it. A failed
-            // write is tried once more (the FAILED bit makes it a write);
-            // the Mailbox being gone changes nothing for it.
-            if let Err(e) = self.waker.notify() {
-                if e.kind() != io::ErrorKind::BrokenPipe {
-                    let _ = self.waker.notify();
-                }
-            }
-        }
+        disconnect_with(&self.shared, || self.waker.notify());
     }
 }
 
