@@ -101,6 +101,14 @@ const PEEK_EVERY: Duration = Duration::from_micros(50);
 /// `BrokenPipe`. Deregister it from a `Poll` that outlives it first: the fd
 /// stays open until the last `Waker` is dropped too.
 ///
+/// # I/O safety
+///
+/// The fd that [`as_fd`](AsFd::as_fd) returns is the same, and open, from
+/// creation until the `Notifier` is dropped: a reactor may keep it
+/// registered for that long (tokio's `AsyncFd`, async-io's `Async`,
+/// `polling`, calloop's `Generic` rely on exactly that). The same holds for
+/// a [`Mailbox`](crate::Mailbox) and a [`KeyedNotifier`](crate::KeyedNotifier).
+///
 /// # Examples
 ///
 /// ```
