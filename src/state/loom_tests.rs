@@ -462,7 +462,7 @@ fn separate_sleep_flag_loses_wakes() {
 }
 
 // ---------------------------------------------------------------------------
-// Review models (branch `review`).
+// Failed writes racing a drain.
 // ---------------------------------------------------------------------------
 
 /// A fake fd whose write attempts number 0 and 2 fail (as a socket write can
@@ -504,8 +504,8 @@ impl Signal for FlakyFd {
 /// sender B:        notify again -> PENDING set, no FAILED -> Coalesced, Ok
 /// => nothing in the fd, PENDING set, B's work unseen.
 #[test]
-fn review_late_failed_clear_swallows_a_later_notify() {
-    model("review_late_failed_clear_swallows_a_later_notify", || {
+fn broken_late_failed_clear_swallows_a_later_notify() {
+    model("broken_late_failed_clear_swallows_a_later_notify", || {
         struct S {
             state: State,
             fd: FlakyFd,
