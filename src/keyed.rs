@@ -51,6 +51,7 @@
 //!   whose `Waker::notify` comes after the re-arm: a wake is due, and the
 //!   next drain finds it.
 
+use std::collections::TryReserveError;
 use std::fmt;
 use std::io;
 use std::iter::FusedIterator;
@@ -64,6 +65,7 @@ use crate::loom::{
     AtomicBool, AtomicUsize,
     Ordering::{AcqRel, Acquire, Relaxed, Release},
 };
+use crate::sys;
 use crate::{Backend, Notifier, Stats, Waker};
 
 /// Bits per atomic word.
@@ -79,13 +81,20 @@ pub(crate) struct Bitmap {
 }
 
 impl Bitmap {
-    pub(crate) fn new(capacity: usize) -> Bitmap {
+    /// A bitmap for keys `0..capacity`, or the allocator's refusal (a
+    /// capacity beyond the machine's memory) instead of an abort.
+    pub(crate) fn new(capacity: usize) -> Result<Bitmap, TryReserveError> {
         let words = capacity.div_ceil(W);
-        let atomics = |n: usize| (0..n).map(|_| AtomicUsize::new(0)).collect();
-        Bitmap {
-            words: atomics(words),
-            summary: atomics(words.div_ceil(W)),
-        }
+        let atomics = |n: usize| -> Result<Box<[AtomicUsize]>, TryReserveError> {
+            let mut v = Vec::new();
+            v.try_reserve_exact(n)?;
+            v.extend((0..n).map(|_| AtomicUsize::new(0)));
+            Ok(v.into_boxed_slice())
+        };
+        Ok(Bitmap {
+            words: atomics(words)?,
+            summary: atomics(words.div_ceil(W))?,
+        })
     }
 
     /// The sender's half: sets `key`'s bit. `Some(true)` if it was clear, and
@@ -152,7 +161,10 @@ impl Cursor {
         }
     }
 
-    /// The next fired key. Call only after the notifier was re-armed.
+    /// The next fired key. Call only after the notifier was re-armed. Once
+    /// it has returned `None` it always does: it has passed every summary
+    /// word, and a key set after it passed comes with a wake of its own (see
+    /// the module doc), for the next drain.
     pub(crate) fn next(&mut self, map: &Bitmap) -> Option<usize> {
         loop {
             if self.keys != 0 {
@@ -170,10 +182,15 @@ impl Cursor {
                 continue;
             }
             let summary = map.summary.get(self.next..)?;
-            let (i, s) = summary
+            let Some((i, s)) = summary
                 .iter()
                 .enumerate()
-                .find(|(_, s)| s.load(Relaxed) != 0)?;
+                .find(|(_, s)| s.load(Relaxed) != 0)
+            else {
+                // The end: stay there (fused), with nothing to put back.
+                self.next = map.summary.len();
+                return None;
+            };
             self.group = self.next + i;
             self.next = self.group + 1;
             // Clear the summary word *before* reading the key words under
@@ -273,7 +290,9 @@ impl KeyedNotifier {
     ///
     /// # Errors
     ///
-    /// Those of [`Notifier::new`].
+    /// `ErrorKind::InvalidInput` if the bitmap for `capacity` keys cannot be
+    /// allocated (a capacity far beyond the machine's memory, such as
+    /// `usize::MAX`); those of [`Notifier::new`].
     ///
     /// # Examples
     ///
@@ -290,7 +309,9 @@ impl KeyedNotifier {
     ///
     /// # Errors
     ///
-    /// Those of [`Notifier::with_backend`].
+    /// `ErrorKind::InvalidInput` if the bitmap for `capacity` keys cannot be
+    /// allocated (nothing is opened then); those of
+    /// [`Notifier::with_backend`].
     ///
     /// # Examples
     ///
@@ -303,9 +324,15 @@ impl KeyedNotifier {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn with_backend(backend: Backend, capacity: usize) -> io::Result<KeyedNotifier> {
+        let bits = Bitmap::new(capacity).map_err(|err| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("no memory for the bitmap of a KeyedNotifier of {capacity} keys: {err}"),
+            )
+        })?;
         let notifier = Notifier::with_backend(backend)?;
         let shared = Arc::new(Shared {
-            bits: Bitmap::new(capacity),
+            bits,
             capacity,
             closed: AtomicBool::new(false),
             waker: notifier.waker(),
@@ -402,12 +429,8 @@ impl KeyedNotifier {
     /// ```
     pub fn drain(&mut self) -> io::Result<Keys<'_>> {
         if let Err(err) = self.notifier.drain() {
-            // The notifier re-arms even when its read fails, so a key left
-            // in the bitmap would wait for a wake that is not coming.
-            if self.shared.bits.any() {
-                let _ = self.shared.waker.notify();
-            }
-            return Err(err);
+            // The notifier re-arms even when its read fails.
+            return Err(self.rewake_after(err));
         }
         Ok(Keys {
             shared: &self.shared,
@@ -418,10 +441,14 @@ impl KeyedNotifier {
     /// For a thread with no reactor: blocks until a key is notified or
     /// `timeout` passes (`None`: no limit), then drains like
     /// [`drain`](KeyedNotifier::drain). On time-out the iterator is empty.
+    /// The timeout is honoured as [`Notifier::wait`] honours it: to the
+    /// microsecond where the platform allows (`ppoll` on Linux), never
+    /// early; a wake whose keys an earlier drain already took does not end
+    /// it.
     ///
     /// # Errors
     ///
-    /// Those of [`Notifier::wait`].
+    /// Those of [`Notifier::wait`]. Keys still set then are woken again.
     ///
     /// # Examples
     ///
@@ -437,25 +464,50 @@ impl KeyedNotifier {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn wait(&mut self, timeout: Option<Duration>) -> io::Result<Keys<'_>> {
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        let cursor = loop {
-            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            if !self.notifier.wait(left)? {
-                break Cursor::done(&self.shared.bits);
-            }
-            if self.shared.bits.any() {
-                break Cursor::default();
-            }
-            // A wake whose key an earlier drain already yielded: keep
-            // waiting for the time that is left.
-            if left.is_some_and(|l| l.is_zero()) {
-                break Cursor::done(&self.shared.bits);
-            }
+        self.notifier.check_fork_as("KeyedNotifier")?;
+        let woken = self
+            .wait_until(sys::deadline(timeout))
+            .map_err(|err| self.rewake_after(err))?;
+        let cursor = if woken {
+            Cursor::default()
+        } else {
+            Cursor::done(&self.shared.bits)
         };
         Ok(Keys {
             shared: &self.shared,
             cursor,
         })
+    }
+
+    /// Blocks until a wake with a key set (then re-armed: `Ok(true)`) or the
+    /// deadline (`Ok(false)`), through the notifier's own blocking step, so
+    /// that the deadline reaches `ppoll` as it is.
+    fn wait_until(&self, deadline: Option<Instant>) -> io::Result<bool> {
+        loop {
+            if !self.notifier.block_once(deadline, || false)? {
+                return Ok(false);
+            }
+            // poll(2) is level-triggered: the fd must really be read here,
+            // even where `drain` may skip the read.
+            if self.notifier.rearm(true)? && self.shared.bits.any() {
+                return Ok(true);
+            }
+            // A stray byte, or a wake whose key an earlier drain already
+            // yielded: nothing new, keep waiting.
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// After a failed drain or wait: the notifier may have re-armed, so a key
+    /// left in the bitmap would wait for a wake that is not coming. Wakes it
+    /// again, and returns `err`.
+    fn rewake_after(&self, err: io::Error) -> io::Error {
+        if self.shared.bits.any() {
+            let _ = self.shared.waker.notify();
+        }
+        err
     }
 
     /// The sleep-aware mio loop in one call, as [`Notifier::poll`]: announce
@@ -493,10 +545,7 @@ impl KeyedNotifier {
         timeout: Option<Duration>,
     ) -> io::Result<Keys<'_>> {
         if let Err(err) = self.notifier.poll(poll, events, timeout) {
-            if self.shared.bits.any() {
-                let _ = self.shared.waker.notify();
-            }
-            return Err(err);
+            return Err(self.rewake_after(err));
         }
         Ok(Keys {
             shared: &self.shared,
@@ -645,7 +694,8 @@ impl mio::event::Source for KeyedNotifier {
 ///
 /// Dropping it before the end puts the keys it has not yielded back and
 /// wakes the notifier, so that they are yielded after the next readiness
-/// event.
+/// event. It is fused: once it has returned `None` it always does, and a key
+/// that fires after that comes with a wake of its own, for the next drain.
 ///
 /// # Examples
 ///
@@ -870,16 +920,16 @@ mod tests {
     #[test]
     fn sizes_round_up() {
         for (capacity, words, summary) in [(0, 0, 0), (1, 1, 1), (W, 1, 1), (W + 1, 2, 1)] {
-            let map = Bitmap::new(capacity);
+            let map = Bitmap::new(capacity).unwrap();
             assert_eq!((map.words.len(), map.summary.len()), (words, summary));
         }
-        let map = Bitmap::new(W * W + 1);
+        let map = Bitmap::new(W * W + 1).unwrap();
         assert_eq!((map.words.len(), map.summary.len()), (W + 1, 2));
     }
 
     #[test]
     fn set_coalesces_per_key_and_drain_yields_each_once() {
-        let map = Bitmap::new(65_536);
+        let map = Bitmap::new(65_536).unwrap();
         let keys = [0, 1, 63, 64, 4095, 4096, 65_535];
         for key in keys {
             assert_eq!(map.set(key), Some(true));
@@ -894,7 +944,7 @@ mod tests {
 
     #[test]
     fn put_back_keeps_what_was_not_yielded() {
-        let map = Bitmap::new(10_000);
+        let map = Bitmap::new(10_000).unwrap();
         let keys = [5, 6, 70, 9_000];
         for key in keys {
             map.set(key);
