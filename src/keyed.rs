@@ -367,7 +367,8 @@ impl KeyedNotifier {
     }
 
     /// A handle that wakes `key` from any thread. Make as many as you like,
-    /// for the same key or others.
+    /// for the same key or others. Each call allocates the waker's small
+    /// shared block (it is one pointer wide); its clones share it.
     ///
     /// # Errors
     ///
@@ -390,8 +391,10 @@ impl KeyedNotifier {
             });
         }
         Ok(KeyedWaker {
-            shared: Arc::clone(&self.shared),
-            key,
+            inner: Arc::new(Key {
+                shared: Arc::clone(&self.shared),
+                key,
+            }),
         })
     }
 
@@ -760,6 +763,14 @@ impl fmt::Debug for Keys<'_> {
 /// ```
 #[derive(Clone)]
 pub struct KeyedWaker {
+    /// One pointer, so that a [`std::task::Waker`] can carry it.
+    inner: Arc<Key>,
+}
+
+/// What a `KeyedWaker` and its clones share: the notifier's state and the
+/// key.
+#[derive(Debug)]
+struct Key {
     shared: Arc<Shared>,
     key: usize,
 }
@@ -800,16 +811,17 @@ impl KeyedWaker {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn notify(&self) -> io::Result<()> {
+        let Key { shared, key } = &*self.inner;
         // In a forked child, fail before touching anything: the key bits are
         // the child's copy, but the wake they stand for is the parent's.
-        self.shared.waker.check_fork()?;
+        shared.waker.check_fork()?;
         // Acquire: pairs with the drop's Release.
-        if self.shared.closed.load(Acquire) {
+        if shared.closed.load(Acquire) {
             return Err(io::ErrorKind::BrokenPipe.into());
         }
-        match self.shared.bits.set(self.key) {
+        match shared.bits.set(*key) {
             Some(false) => Ok(()),
-            Some(true) => self.shared.waker.notify(),
+            Some(true) => shared.waker.notify(),
             // Not reached: the key was checked against the capacity.
             None => Err(io::ErrorKind::InvalidInput.into()),
         }
@@ -825,15 +837,35 @@ impl KeyedWaker {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn key(&self) -> usize {
-        self.key
+        self.inner.key
+    }
+
+    /// The shared block's pointer, owning this waker's reference (for the
+    /// `std::task::Waker` in `task.rs`).
+    pub(crate) fn into_raw(self) -> *const () {
+        Arc::into_raw(self.inner).cast()
+    }
+
+    /// The waker whose reference `ptr` owns.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` comes from [`into_raw`](KeyedWaker::into_raw), and its
+    /// reference has not been taken back yet; this takes it back.
+    pub(crate) unsafe fn from_raw(ptr: *const ()) -> KeyedWaker {
+        KeyedWaker {
+            // SAFETY: `ptr` is `Arc::into_raw` of an `Arc<Key>` whose
+            // reference is still owned (our caller's contract).
+            inner: unsafe { Arc::from_raw(ptr.cast::<Key>()) },
+        }
     }
 }
 
 impl fmt::Debug for KeyedWaker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyedWaker")
-            .field("key", &self.key)
-            .field("waker", &self.shared.waker)
+            .field("key", &self.inner.key)
+            .field("waker", &self.inner.shared.waker)
             .finish()
     }
 }
