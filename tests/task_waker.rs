@@ -1,13 +1,16 @@
 //! Its own test binary: a counting global allocator proves that the
 //! `std::task::Waker`s made from a `Waker` or a `KeyedWaker` allocate
-//! nothing to convert, clone, wake or drop, and the wake counters show that
-//! their wakes coalesce like `notify`.
+//! nothing to convert, clone, wake or drop, the wake counters show that
+//! their wakes coalesce like `notify`, and the notifier's fd shows that they
+//! hold exactly one reference each (it closes with the last of them).
 
 mod util;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::task::Waker as TaskWaker;
 use std::thread;
 
@@ -53,6 +56,19 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// The tests run one at a time: the fd test must not see another test
+/// reuse a closed fd's number.
+fn serial() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Whether `fd` is open in this process.
+fn is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD only reads the fd's flags; a closed fd is EBADF.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
+}
+
 /// The allocations `f` makes on this thread, and its result.
 fn allocations<R>(f: impl FnOnce() -> R) -> (usize, R) {
     let before = ALLOCS.load(Ordering::Relaxed);
@@ -64,6 +80,7 @@ fn allocations<R>(f: impl FnOnce() -> R) -> (usize, R) {
 
 #[test]
 fn task_wakers_from_a_waker_allocate_nothing() {
+    let _serial = serial();
     for_each_backend!(|backend| {
         let notifier = Notifier::with_backend(backend).unwrap();
         let waker = notifier.waker();
@@ -88,6 +105,7 @@ fn task_wakers_from_a_waker_allocate_nothing() {
 
 #[test]
 fn task_wakers_from_a_keyed_waker_allocate_nothing() {
+    let _serial = serial();
     for_each_backend!(|backend| {
         let mut notifier = KeyedNotifier::with_backend(backend, 1_000).unwrap();
         let wakers = [notifier.waker(7).unwrap(), notifier.waker(700).unwrap()];
@@ -113,6 +131,7 @@ fn task_wakers_from_a_keyed_waker_allocate_nothing() {
 #[test]
 fn a_million_wake_by_refs_while_pending_write_one_wake_per_drain() {
     const WAKES: usize = 1_000_000;
+    let _serial = serial();
     let notifier = Notifier::new().unwrap();
     let mut keyed = KeyedNotifier::new(64).unwrap();
     let tasks = [
@@ -146,4 +165,35 @@ fn a_million_wake_by_refs_while_pending_write_one_wake_per_drain() {
             "KeyedWaker: writes and drains after round {round}"
         );
     }
+}
+
+/// Each task waker and clone holds one reference to the waker's shared
+/// state, and gives it back once: the fds stay open while any is alive
+/// (waking after the notifier's drop is harmless), and close with the last.
+#[test]
+fn task_wakers_keep_the_fd_open_until_the_last_is_dropped() {
+    let _serial = serial();
+    for_each_backend!(|backend| {
+        let notifier = Notifier::with_backend(backend).unwrap();
+        let keyed = KeyedNotifier::with_backend(backend, 8).unwrap();
+        let fds = [notifier.as_raw_fd(), keyed.as_raw_fd()];
+        let tasks = [
+            TaskWaker::from(notifier.waker()),
+            TaskWaker::from(keyed.waker(3).unwrap()),
+        ];
+        let clones: Vec<TaskWaker> = (0..3).flat_map(|_| tasks.iter().cloned()).collect();
+        drop((notifier, keyed));
+        for clone in clones {
+            clone.wake_by_ref(); // BrokenPipe, discarded
+            clone.wake(); // gives its reference back
+        }
+        assert!(
+            fds.iter().all(|&fd| is_open(fd)),
+            "closed while a task waker lives"
+        );
+        drop(tasks);
+        for fd in fds {
+            assert!(!is_open(fd), "fd {fd} still open: a reference was leaked");
+        }
+    });
 }
