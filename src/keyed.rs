@@ -748,7 +748,13 @@ impl fmt::Debug for Keys<'_> {
     }
 }
 
-/// Wakes one key of a [`KeyedNotifier`] from any thread. Cheap to clone.
+/// Wakes one key of a [`KeyedNotifier`] from any thread. Cheap to clone
+/// (a reference-count increment), one pointer wide.
+///
+/// It converts into a [`std::task::Waker`] that sets its key, without
+/// allocating (see `impl From<KeyedWaker> for std::task::Waker`): an
+/// executor on a reactor can give each task a key and poll exactly the
+/// tasks whose keys a drain yields (`examples/executor.rs`).
 ///
 /// # Examples
 ///

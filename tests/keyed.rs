@@ -34,6 +34,11 @@ fn keyed_types_are_send_and_sync() {
     assert_sync::<KeyedWaker>();
     fn assert_clone<T: Clone>() {}
     assert_clone::<KeyedWaker>();
+    // One pointer, so that a std::task::Waker carries it as it is.
+    assert_eq!(
+        std::mem::size_of::<KeyedWaker>(),
+        std::mem::size_of::<usize>()
+    );
 }
 
 #[test]
