@@ -96,7 +96,10 @@ mod task;
 
 pub use backend::{Backend, ParseBackendError};
 pub use keyed::{KeyOutOfRange, KeyedNotifier, KeyedWaker, Keys};
-pub use mailbox::{Drain, Mailbox, SendError, Sender, TryRecvError};
+pub use mailbox::{
+    Drain, Mailbox, RecvError, RecvTimeoutError, SendError, SendTimeoutError, Sender, TryRecvError,
+    TrySendError,
+};
 pub use notifier::{Notifier, Stats, Waker};
 
 /// The README's examples, compiled and run as doc tests.

@@ -94,6 +94,10 @@ pub(crate) struct Lane<T> {
     /// The lane listed after this one, in a chain the consumer has taken:
     /// the consumer's alone.
     back: AtomicPtr<Lane<T>>,
+    /// Messages ever queued in this lane by an unbounded Mailbox's sends
+    /// (`Mailbox::len`); on the lane's own line, so senders on different
+    /// lanes still share no memory per message.
+    sent: AtomicUsize,
 }
 
 /// Every lane, the idle ones, and whether the Mailbox is gone.
@@ -120,6 +124,7 @@ impl<T> Lane<T> {
             users: AtomicUsize::new(0),
             next: AtomicPtr::new(ptr::null_mut()),
             back: AtomicPtr::new(ptr::null_mut()),
+            sent: AtomicUsize::new(0),
         })
     }
 }
@@ -197,6 +202,20 @@ impl<T> Lanes<T> {
         if lane.own && lane.users.fetch_sub(1, AcqRel) == 1 {
             self.registry().idle.push(Arc::clone(lane));
         }
+    }
+
+    /// Counts a message queued in `lane` (unbounded Mailboxes only).
+    pub(crate) fn count_sent(lane: &Lane<T>) {
+        lane.sent.fetch_add(1, Relaxed);
+    }
+
+    /// Messages ever counted by `count_sent`, over every lane (a hint: sends
+    /// may land meanwhile). Takes the registry lock.
+    pub(crate) fn sent_total(&self) -> usize {
+        self.registry()
+            .all
+            .iter()
+            .fold(0usize, |n, lane| n.wrapping_add(lane.sent.load(Relaxed)))
     }
 
     /// Whether nothing is queued (a hint for the loop: a send may land at
@@ -400,8 +419,17 @@ impl<T> Taken<T> {
 
 impl<T> Drop for Taken<T> {
     fn drop(&mut self) {
-        // Messages not handed out are dropped, and their slots freed.
-        while self.pop_front().is_some() {}
+        // Messages not handed out are dropped, and their slots freed. If a
+        // message's drop panics, the guard drops the rest while the panic
+        // unwinds (a second panic aborts, as in `Vec`'s drop).
+        struct Rest<'a, T>(&'a mut Taken<T>);
+        impl<T> Drop for Rest<'_, T> {
+            fn drop(&mut self) {
+                while self.0.pop_front().is_some() {}
+            }
+        }
+        let rest = Rest(self);
+        while rest.0.pop_front().is_some() {}
     }
 }
 

@@ -56,8 +56,8 @@ impl Bell for FakeBell {
         self.state.drain(&self.fd, force_read).unwrap();
     }
 
-    fn ring(&self) {
-        self.state.notify(&self.fd).unwrap();
+    fn ring(&self) -> bool {
+        self.state.notify(&self.fd).is_ok()
     }
 
     fn is_pending(&self) -> bool {
@@ -94,7 +94,7 @@ fn try_recv_once(
 fn drain_one(shared: &Shared<u32>, local: &mut Local<u32>, bell: &FakeBell, got: &mut Vec<u32>) {
     refill_with(shared, local, bell);
     got.extend(local.buf.pop_front());
-    leftovers_with(local, bell);
+    leftovers_with(shared, local, bell);
 }
 
 /// Two senders send one message each (sender 0 sends `per_sender[0]`,
@@ -244,7 +244,7 @@ fn broken_try_recv_without_rearm() {
         }
         if let Some(msg) = local.buf.pop_front() {
             got.push(msg);
-            leftovers_with(local, bell);
+            leftovers_with(shared, local, bell);
         }
     }
     scenario("broken_try_recv_without_rearm", send, consume, [2, 1], 4);
