@@ -100,7 +100,7 @@ pub use mailbox::{
     Drain, Mailbox, RecvError, RecvTimeoutError, SendError, SendTimeoutError, Sender, TryRecvError,
     TrySendError,
 };
-pub use notifier::{Notifier, Stats, Waker};
+pub use notifier::{Awake, Notifier, Stats, Waker};
 
 /// The README's examples, compiled and run as doc tests.
 #[cfg(doctest)]

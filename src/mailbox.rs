@@ -51,7 +51,7 @@ use crate::loom::{
     AtomicBool, AtomicUsize,
     Ordering::{AcqRel, Acquire, Relaxed, Release},
 };
-use crate::notifier::Stats;
+use crate::notifier::{Awake, Stats};
 use crate::{sys, Backend, Notifier, Waker};
 
 mod capacity;
@@ -237,6 +237,22 @@ pub(crate) fn send_with<T>(
         }
     }
     Ok(())
+}
+
+/// A `Sender`'s drop: the last one wakes the loop so that it learns of the
+/// disconnection. A failed write is tried once more (the `FAILED` bit makes
+/// it a write), and if that fails too the loop's next call rings
+/// (`rewake`); the Mailbox being gone changes nothing for it.
+pub(crate) fn disconnect_with<T>(shared: &Shared<T>, wake: impl Fn() -> io::Result<()>) {
+    // AcqRel: the loop's Acquire load of 0 sees every send made before.
+    if shared.senders.fetch_sub(1, AcqRel) != 1 {
+        return;
+    }
+    if let Err(e) = wake() {
+        if e.kind() != io::ErrorKind::BrokenPipe && wake().is_err() {
+            shared.rewake.store(true, Release);
+        }
+    }
 }
 
 /// The loop's re-arm and take: every queued message to the back of `local`.
@@ -799,7 +815,10 @@ impl<T> Mailbox<T> {
             if self.shared.disconnected() {
                 return Ok(self.has_messages());
             }
-            if !self.notifier.block_once(deadline, || self.has_messages())? {
+            if !self
+                .notifier
+                .block_once(deadline, || self.has_messages(), true)?
+            {
                 return Ok(self.has_messages());
             }
             if self.has_messages() {
@@ -864,11 +883,13 @@ impl<T> Mailbox<T> {
     /// let sender = mailbox.sender();
     ///
     /// let mut events = Events::with_capacity(64);
+    /// let awake = mailbox.announce_awake(); // sleep-aware from here on
     /// assert!(!mailbox.poll(&mut poll, &mut events, Some(Duration::ZERO))?);
     /// sender.send("hi").unwrap(); // the loop is awake: no system call
     /// assert!(mailbox.poll(&mut poll, &mut events, Some(Duration::from_secs(10)))?);
     /// assert_eq!(mailbox.drain().collect::<Vec<_>>(), ["hi"]);
     /// assert_eq!(mailbox.stats().wakes_written, 0);
+    /// drop(awake); // plain again: a plain `Poll::poll` may follow
     /// # std::io::Result::Ok(())
     /// ```
     pub fn poll(
@@ -879,9 +900,13 @@ impl<T> Mailbox<T> {
     ) -> io::Result<bool> {
         self.check_fork()?;
         let (local, shared) = (&self.local, &self.shared);
-        self.notifier.poll_events(poll, events, timeout, || {
-            !local.buf.is_empty() || !shared.queue.is_empty()
-        })?;
+        self.notifier.poll_events(
+            poll,
+            events,
+            timeout,
+            || !local.buf.is_empty() || !shared.queue.is_empty(),
+            true,
+        )?;
         Ok(self.has_messages() || self.notifier.is_pending())
     }
 
@@ -894,32 +919,37 @@ impl<T> Mailbox<T> {
     /// ```
     /// let mailbox = wakefd::Mailbox::new()?;
     /// let sender = mailbox.sender();
-    /// mailbox.announce_awake();
+    /// let awake = mailbox.announce_awake();
     /// sender.send(1).unwrap(); // no system call
     /// assert!(!mailbox.announce_sleep()); // a message is waiting: don't block
+    /// # drop(awake);
     /// # std::io::Result::Ok(())
     /// ```
+    #[must_use = "`false` means a message or a wake is waiting: the loop must not block"]
     pub fn announce_sleep(&self) -> bool {
         self.notifier.announce_sleep() && !self.has_messages()
     }
 
-    /// Announces that the loop is awake, as [`Notifier::announce_awake`]:
-    /// until the next [`announce_sleep`](Mailbox::announce_sleep), a send
-    /// makes no system call.
+    /// Announces that the loop is awake for as long as the returned guard
+    /// lives, as [`Notifier::announce_awake`]: until the next
+    /// [`announce_sleep`](Mailbox::announce_sleep), a send makes no system
+    /// call. **The rule:** while the guard lives, block only through
+    /// [`poll`](Mailbox::poll) / [`wait`](Mailbox::wait) or after announcing
+    /// sleep; dropping it makes the loop plain again.
     ///
     /// # Examples
     ///
     /// ```
     /// let mut mailbox = wakefd::Mailbox::new()?;
     /// let sender = mailbox.sender();
-    /// mailbox.announce_awake();
+    /// let _awake = mailbox.announce_awake();
     /// sender.send("job done").unwrap(); // no system call
     /// assert_eq!(mailbox.try_recv(), Ok("job done"));
     /// assert_eq!(mailbox.stats().wakes_written, 0);
     /// # std::io::Result::Ok(())
     /// ```
-    pub fn announce_awake(&self) {
-        self.notifier.announce_awake();
+    pub fn announce_awake(&self) -> Awake {
+        self.notifier.announce_awake()
     }
 
     /// Sets how long [`poll`](Mailbox::poll) and [`wait`](Mailbox::wait) spin
@@ -1420,17 +1450,7 @@ impl<T> Drop for Sender<T> {
         if !self.waker.inherited() {
             self.shared.queue.leave(&self.lane);
         }
-        // AcqRel: the loop's Acquire load of 0 sees every send made before.
-        if self.shared.senders.fetch_sub(1, AcqRel) == 1 {
-            // The last one: wake the loop so that it learns of it. A failed
-            // write is tried once more (the FAILED bit makes it a write);
-            // the Mailbox being gone changes nothing for it.
-            if let Err(e) = self.waker.notify() {
-                if e.kind() != io::ErrorKind::BrokenPipe {
-                    let _ = self.waker.notify();
-                }
-            }
-        }
+        disconnect_with(&self.shared, || self.waker.notify());
     }
 }
 

@@ -255,6 +255,33 @@ impl State {
         self.word.fetch_or(AWAKE, AcqRel);
     }
 
+    /// The loop leaves the awake state without announcing sleep (it may
+    /// block the plain way next). Returns whether a wake is pending, which
+    /// may have been absorbed with nothing written.
+    pub(crate) fn leave_awake(&self) -> bool {
+        // As `announce_sleep`: whichever of this and a sender's fetch_or
+        // comes second sees the other.
+        self.word.fetch_and(!AWAKE, AcqRel) & PENDING != 0
+    }
+
+    /// Writes the wake that a pending, possibly absorbed, notify stands for,
+    /// so that a plain watcher of the fd sees it (an extra byte, if it was
+    /// written already, is a stray: one spurious event). A failed write sets
+    /// `FAILED`, as in `notify`.
+    pub(crate) fn write_absorbed(&self, fd: &impl Signal) -> io::Result<()> {
+        match fd.write_wake() {
+            Ok(()) => {
+                bump(&self.counters.wakes_written);
+                Ok(())
+            }
+            Err(err) => {
+                bump(&self.counters.write_errors);
+                self.word.fetch_or(FAILED, AcqRel);
+                Err(err)
+            }
+        }
+    }
+
     /// Whether a wake is due, for a loop that spins. Acquire, so that a loop
     /// that sees it and then drains sees the sender's work (the drain's own
     /// read-modify-write would give that too).

@@ -187,6 +187,8 @@ fn review_notifier_mixed_waits() {
                 })
             })
             .collect();
+        // Sleep-aware throughout: every blocking call below announces sleep.
+        let awake = notifier.announce_awake();
         let mut seen = 0;
         let mut round = 0u32;
         let mut last_progress = Instant::now();
@@ -202,14 +204,14 @@ fn review_notifier_mixed_waits() {
                     notifier.wait(Some(Duration::from_millis(200))).unwrap();
                 }
                 2 => {
-                    let block = notifier.announce_sleep();
+                    let block = awake.announce_sleep();
                     let t = if block {
                         Some(Duration::from_millis(200))
                     } else {
                         Some(Duration::ZERO)
                     };
                     let r = poll.poll(&mut events, t);
-                    notifier.announce_awake();
+                    awake.announce_awake();
                     r.unwrap();
                     notifier.drain().unwrap();
                 }

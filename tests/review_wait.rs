@@ -17,7 +17,7 @@ fn review_wait_sees_a_wake_absorbed_before_announce_sleep() {
     for_each_backend!(|backend| {
         let notifier = Notifier::with_backend(backend).unwrap();
         let waker = notifier.waker();
-        notifier.announce_awake();
+        let _awake = notifier.announce_awake();
         waker.notify().unwrap(); // absorbed: no write
         assert!(!notifier.announce_sleep(), "a wake is pending");
         let start = Instant::now();
@@ -36,7 +36,7 @@ fn review_wait_sees_a_wake_absorbed_before_announce_sleep() {
 fn review_keyed_wait_sees_a_key_absorbed_before_announce_sleep() {
     let mut notifier = KeyedNotifier::new(8).unwrap();
     let waker = notifier.waker(3).unwrap();
-    notifier.announce_awake();
+    let _awake = notifier.announce_awake();
     waker.notify().unwrap();
     assert!(!notifier.announce_sleep());
     let keys: Vec<usize> = notifier
