@@ -487,7 +487,8 @@ impl KeyedNotifier {
     /// that the deadline reaches `ppoll` as it is.
     fn wait_until(&self, deadline: Option<Instant>) -> io::Result<bool> {
         loop {
-            if !self.notifier.block_once(deadline, || false)? {
+            // No flush: the re-arm below takes any wake absorbed meanwhile.
+            if !self.notifier.block_once(deadline, || false, false)? {
                 return Ok(false);
             }
             // poll(2) is level-triggered: the fd must really be read here,
