@@ -191,7 +191,7 @@ impl State {
                 // FAILED that another sender set after a drain in between,
                 // and that sender's retry would then coalesce into a wake
                 // that was never written (the loom model
-                // `review_late_failed_clear_swallows_a_later_notify`).
+                // `a_failed_write_racing_a_drain_swallows_no_later_notify`).
                 bump(&self.counters.wakes_written);
                 Ok(Notified::Written)
             }

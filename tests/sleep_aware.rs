@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
 use util::{is_readable, TIMEOUT};
-use wakefd::{Mailbox, Notifier, Stats};
+use wakefd::{KeyedNotifier, Mailbox, Notifier, Stats};
 
 const NOTIFIER: Token = Token(0);
 
@@ -360,4 +360,41 @@ fn a_spin_budget_of_duration_max_does_not_panic() {
             .poll(&mut poll, &mut events, Some(TIMEOUT))
             .unwrap());
     });
+}
+
+/// A wake absorbed while the loop was awake (PENDING set, nothing written)
+/// and still pending when the loop announced sleep is seen by a `wait` that
+/// follows: it returns `true` at once, not after its timeout.
+#[test]
+fn wait_sees_a_wake_absorbed_before_announce_sleep() {
+    for_each_backend!(|backend| {
+        let notifier = Notifier::with_backend(backend).unwrap();
+        let waker = notifier.waker();
+        let _awake = notifier.announce_awake();
+        waker.notify().unwrap(); // absorbed: no write
+        assert!(!notifier.announce_sleep(), "a wake is pending");
+        let start = Instant::now();
+        let woken = notifier.wait(Some(Duration::from_millis(300))).unwrap();
+        assert!(
+            woken,
+            "wait returned false after {:?} although a notify returned Ok and was never drained",
+            start.elapsed()
+        );
+    });
+}
+
+/// The same through `KeyedNotifier::wait`: it yields the key whose wake was
+/// absorbed.
+#[test]
+fn keyed_wait_sees_a_key_absorbed_before_announce_sleep() {
+    let mut notifier = KeyedNotifier::new(8).unwrap();
+    let waker = notifier.waker(3).unwrap();
+    let _awake = notifier.announce_awake();
+    waker.notify().unwrap();
+    assert!(!notifier.announce_sleep());
+    let keys: Vec<usize> = notifier
+        .wait(Some(Duration::from_millis(300)))
+        .unwrap()
+        .collect();
+    assert_eq!(keys, [3]);
 }

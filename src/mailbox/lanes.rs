@@ -57,11 +57,9 @@
 //!   only it touches, and follows it after each lane's take. Through `next`
 //!   it would race with the send that lists the emptied lane again and
 //!   overwrites `next`: the lanes behind it in the taken chain would be lost
-//!   (`broken_reversal_through_the_senders_link`). Loom found this in a
-//!   first draft that reversed through `next` and read each link before the
-//!   take: the take did not release then, so the consumer's reversal write
-//!   and the relisting send's write were unordered, and the older one could
-//!   win.
+//!   (`broken_reversal_through_the_senders_link`): the consumer's reversal
+//!   write and the relisting send's write would be unordered, and the older
+//!   one could win.
 //!
 //! Loom checks the listing and the take in `lanes_loom_tests.rs`. It cannot
 //! check the fence: the outcome it rules out (the consumer's read of a link
@@ -340,10 +338,9 @@ impl<T> Drop for Lanes<T> {
 /// A taken chain at most this long is moved out at once, so that its
 /// slots go straight back to the senders; a longer one (a backlog) is read
 /// in place, so that the loop does not copy it into a buffer that would
-/// have to grow as large (the fresh pages of that buffer cost the 4->1
-/// criterion bench a sixth of its time; reading every chain in place cost
-/// the 1->1 bench a third of its rate, see the README). One under loom, so
-/// that the models take both paths.
+/// have to grow as large (fresh pages of a large buffer cost more than the
+/// copy saves; reading short chains in place costs more than moving them).
+/// One under loom, so that the models take both paths.
 #[cfg(not(wakefd_loom))]
 const COPY_MAX: usize = 65536;
 #[cfg(wakefd_loom)]
