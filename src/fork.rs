@@ -15,8 +15,8 @@
 //! process, and nothing may ever wait for that registration to finish on
 //! another thread: `fork()` copies only the calling thread, so a child
 //! forked while another thread registers inherits the registration "in
-//! progress" with no thread left to finish it. (A `OnceLock` did exactly
-//! that: the child's first notifier waited forever on the futex of the
+//! progress" with no thread left to finish it. (A `OnceLock` does exactly
+//! that: the child's first notifier waits forever on the futex of the
 //! parent's installing thread.) Any claim that other threads wait for has
 //! the same flaw, so there is none:
 //!
