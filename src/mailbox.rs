@@ -744,7 +744,8 @@ impl<T> Mailbox<T> {
 
     /// Blocks until a message is queued and takes it, for a thread with no
     /// reactor: `Err(RecvError)` once nothing is queued and every
-    /// [`Sender`] is gone.
+    /// [`Sender`] is gone (or none exists: none can be made while this call
+    /// runs, so it would wait for ever).
     ///
     /// With a spin budget ([`set_spin`](Mailbox::set_spin)) it spins first.
     /// A wait that fails (no error is expected of `poll(2)` on this fd) is
@@ -796,6 +797,13 @@ impl<T> Mailbox<T> {
             match self.try_recv() {
                 Ok(msg) => return Ok(msg),
                 Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
+                // No Sender, and none can be made while this call holds
+                // `&mut self`: nothing can ever come (also when no Sender
+                // was ever made), so don't wait for it. Acquire: every send
+                // of the Senders that went is in the last look.
+                Err(TryRecvError::Empty) if self.shared.senders.load(Acquire) == 0 => {
+                    return self.try_recv().map_err(|_| RecvTimeoutError::Disconnected);
+                }
                 Err(TryRecvError::Empty) => {}
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {

@@ -335,3 +335,16 @@ fn blocked_senders_do_not_spin() {
     );
     assert!(used < Duration::from_millis(100), "{used:?} of CPU");
 }
+
+/// `recv` on a mailbox with no Sender (none was ever made) cannot be
+/// answered by anyone: it reports the disconnection instead of hanging.
+#[test]
+fn recv_with_no_sender_at_all_does_not_hang() {
+    let mut mailbox = Mailbox::<u8>::new().unwrap();
+    assert_eq!(mailbox.recv(), Err(RecvError));
+    assert_eq!(
+        mailbox.recv_timeout(Duration::MAX),
+        Err(RecvTimeoutError::Disconnected)
+    );
+    assert_eq!(mailbox.try_recv(), Err(TryRecvError::Empty));
+}

@@ -503,64 +503,67 @@ impl Signal for FlakyFd {
 /// sender B:        notify again -> must write, and its work must be seen.
 #[test]
 fn a_failed_write_racing_a_drain_swallows_no_later_notify() {
-    model("a_failed_write_racing_a_drain_swallows_no_later_notify", || {
-        struct S {
-            state: State,
-            fd: FlakyFd,
-            work: [AtomicUsize; 2],
-            seen: [AtomicUsize; 2],
-        }
-        let s = Arc::new(S {
-            state: State::new(),
-            fd: FlakyFd::default(),
-            work: Default::default(),
-            seen: Default::default(),
-        });
-        let look = |s: &S| {
-            for i in 0..2 {
-                if s.work[i].load(Relaxed) == 1 {
-                    s.seen[i].store(1, Relaxed);
-                }
+    model(
+        "a_failed_write_racing_a_drain_swallows_no_later_notify",
+        || {
+            struct S {
+                state: State,
+                fd: FlakyFd,
+                work: [AtomicUsize; 2],
+                seen: [AtomicUsize; 2],
             }
-        };
-        let lp = {
-            let s = Arc::clone(&s);
-            thread::spawn(move || {
-                s.state.drain(&s.fd, true).unwrap();
-                look(&s);
-            })
-        };
-        let b = {
-            let s = Arc::clone(&s);
-            thread::spawn(move || {
-                s.work[1].store(1, Relaxed);
-                for _ in 0..3 {
-                    if s.state.notify(&s.fd).is_ok() {
-                        return;
+            let s = Arc::new(S {
+                state: State::new(),
+                fd: FlakyFd::default(),
+                work: Default::default(),
+                seen: Default::default(),
+            });
+            let look = |s: &S| {
+                for i in 0..2 {
+                    if s.work[i].load(Relaxed) == 1 {
+                        s.seen[i].store(1, Relaxed);
                     }
                 }
-                panic!("three failed notifies");
-            })
-        };
-        // Sender A, on the main thread.
-        s.work[0].store(1, Relaxed);
-        for _ in 0..3 {
-            if s.state.notify(&s.fd).is_ok() {
-                break;
+            };
+            let lp = {
+                let s = Arc::clone(&s);
+                thread::spawn(move || {
+                    s.state.drain(&s.fd, true).unwrap();
+                    look(&s);
+                })
+            };
+            let b = {
+                let s = Arc::clone(&s);
+                thread::spawn(move || {
+                    s.work[1].store(1, Relaxed);
+                    for _ in 0..3 {
+                        if s.state.notify(&s.fd).is_ok() {
+                            return;
+                        }
+                    }
+                    panic!("three failed notifies");
+                })
+            };
+            // Sender A, on the main thread.
+            s.work[0].store(1, Relaxed);
+            for _ in 0..3 {
+                if s.state.notify(&s.fd).is_ok() {
+                    break;
+                }
             }
-        }
-        b.join().unwrap();
-        lp.join().unwrap();
-        // The loop's readiness events still due.
-        while s.fd.count.load(Acquire) > 0 {
-            s.state.drain(&s.fd, true).unwrap();
-            look(&s);
-        }
-        let seen = [s.seen[0].load(Relaxed), s.seen[1].load(Relaxed)];
-        assert!(
-            seen == [1, 1],
-            "lost wake: every notify returned Ok in the end, the fd is empty, \
+            b.join().unwrap();
+            lp.join().unwrap();
+            // The loop's readiness events still due.
+            while s.fd.count.load(Acquire) > 0 {
+                s.state.drain(&s.fd, true).unwrap();
+                look(&s);
+            }
+            let seen = [s.seen[0].load(Relaxed), s.seen[1].load(Relaxed)];
+            assert!(
+                seen == [1, 1],
+                "lost wake: every notify returned Ok in the end, the fd is empty, \
              and the loop saw only {seen:?}"
-        );
-    });
+            );
+        },
+    );
 }
