@@ -1109,3 +1109,25 @@ impl fmt::Debug for Waker {
             .finish()
     }
 }
+
+impl Waker {
+    /// The shared state's pointer, owning this waker's reference (for the
+    /// `std::task::Waker` in `task.rs`).
+    pub(crate) fn into_raw(self) -> *const () {
+        Arc::into_raw(self.inner).cast()
+    }
+
+    /// The waker whose reference `ptr` owns.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` comes from [`into_raw`](Waker::into_raw), and its reference has
+    /// not been taken back yet; this takes it back.
+    pub(crate) unsafe fn from_raw(ptr: *const ()) -> Waker {
+        Waker {
+            // SAFETY: `ptr` is `Arc::into_raw` of an `Arc<Inner>` whose
+            // reference is still owned (our caller's contract).
+            inner: unsafe { Arc::from_raw(ptr.cast::<Inner>()) },
+        }
+    }
+}
