@@ -280,8 +280,8 @@ impl<T> Queue<T> {
     }
 
     /// Moves every queued message to the back of `out`, oldest first; the
-    /// number moved. Only the consumer calls this (the models).
-    #[cfg(all(test, wakefd_loom))]
+    /// number moved. Only the consumer calls this (the tests).
+    #[cfg(test)]
     pub(crate) fn take_all(&self, out: &mut VecDeque<T>) -> usize {
         self.take_chain()
             .map_or(0, |chain| self.move_out(chain, out))
@@ -534,3 +534,92 @@ impl<T> Drop for Queue<T> {
 #[cfg(all(test, wakefd_loom))]
 #[path = "queue_loom_tests.rs"]
 mod queue_loom_tests;
+
+/// Test seams: a pop driven step by step, as a stalled sender runs it.
+#[cfg(all(test, not(wakefd_loom)))]
+impl<T> Queue<T> {
+    /// A pop up to its compare-and-swap: the front and its link read.
+    fn begin_pop(&self) -> (u64, u32) {
+        let cur = self.alloc.free.load(Acquire);
+        let next = self.slot((cur & ID) as u32).next.load(Acquire);
+        (cur, next)
+    }
+
+    /// What 2^32 pops by other senders do to the free list's front: the
+    /// tag is what the stalled pop read.
+    fn overtake_by_2_32_pops(&self, stalled: &(u64, u32)) {
+        let id = self.alloc.free.load(Relaxed) & ID;
+        self.alloc.free.store((stalled.0 & !ID) | id, Relaxed);
+    }
+
+    /// The stalled pop's compare-and-swap.
+    fn finish_pop(&self, stalled: (u64, u32)) -> Option<u32> {
+        let (cur, next) = stalled;
+        let new = (cur & !ID).wrapping_add(TAG) | next as u64;
+        self.alloc
+            .free
+            .compare_exchange(cur, new, AcqRel, Acquire)
+            .ok()
+            .map(|_| (cur & ID) as u32)
+    }
+}
+
+#[cfg(all(test, not(wakefd_loom)))]
+mod tests {
+    use std::collections::VecDeque;
+
+    use super::*;
+
+    /// The slots of queued messages, newest first.
+    fn queued<T>(queue: &Queue<T>) -> Vec<u32> {
+        let mut ids = Vec::new();
+        let mut id = (queue.head.load(Acquire) & ID) as u32;
+        while id != NIL {
+            assert!(ids.len() < 1000, "the queued stack is a cycle");
+            ids.push(id);
+            id = queue.slot(id).next.load(Relaxed);
+        }
+        ids
+    }
+
+    /// A sender stalled in the middle of a pop, while the others pop until
+    /// the slot it read is at the front again, as it would be after 2^32
+    /// pops: its pop, and every pop after it, hands out a slot that no one
+    /// else holds.
+    #[test]
+    fn a_pop_stalled_for_2_32_pops_hands_out_no_slot_twice() {
+        let queue = Queue::<u32>::new();
+        let mut got = VecDeque::new();
+        for msg in 0..5 {
+            queue.push(msg).unwrap();
+        }
+        queue.take_all(&mut got);
+        // The free list: five slots.
+        let stalled = queue.begin_pop();
+        // The others: the front's slot goes round (queued, taken, freed),
+        // a sender holds the slot after it, and pushes take the rest, so
+        // that the front is the stalled pop's slot again.
+        queue.push(5).unwrap();
+        queue.take_all(&mut got);
+        let held = queue.alloc();
+        for msg in 6..9 {
+            queue.push(msg).unwrap();
+        }
+        queue.overtake_by_2_32_pops(&stalled);
+
+        let mut busy: Vec<u32> = queued(&queue);
+        busy.push(held);
+        let mine = queue.finish_pop(stalled);
+        let mut handed_out: Vec<u32> = mine.into_iter().collect();
+        handed_out.push(queue.alloc());
+        handed_out.push(queue.alloc());
+        for id in handed_out {
+            assert!(
+                !busy.contains(&id),
+                "slot {id} handed out while in use (in use: {busy:?})"
+            );
+            busy.push(id);
+        }
+        assert_eq!(got, [0, 1, 2, 3, 4, 5]);
+    }
+}
