@@ -86,7 +86,7 @@ use std::mem::MaybeUninit;
 use std::ptr;
 
 use crate::loom::{
-    AtomicPtr, AtomicU32, AtomicU64, Mutex,
+    AtomicPtr, AtomicU32, AtomicU64, Backoff, Mutex,
     Ordering::{self, AcqRel, Acquire, Relaxed, Release},
     UnsafeCell,
 };
@@ -106,8 +106,9 @@ const CHUNKS: usize = 27;
 const NIL: u32 = 0;
 /// `head`: the Mailbox is gone; pushes fail.
 const CLOSED: u64 = 1 << 32;
-/// `free`: one step of the ABA tag.
-const TAG: u64 = 1 << 32;
+/// `free`: a sender is popping. Only the sender that set it changes `free`
+/// until it clears it, so no two pops overlap.
+const POPPING: u64 = 1 << 32;
 /// The id part of `head` and `free`.
 const ID: u64 = u32::MAX as u64;
 
@@ -147,7 +148,7 @@ pub(crate) struct Queue<T> {
 /// consumer writes `free` once, to start the list).
 struct Alloc {
     /// The first slot of the free list (`NIL` before the consumer's first
-    /// release), and the ABA tag.
+    /// release), and `POPPING`.
     free: AtomicU64,
     /// The slots of the newest chunk not handed out yet: ids `low ..
     /// high` (low and high 32 bits).
@@ -225,18 +226,15 @@ impl<T> Queue<T> {
     /// Queues `value`. `Ok(true)` if the queue was empty before it, `Err`
     /// with the value if the queue is closed.
     pub(crate) fn push(&self, value: T) -> Result<bool, T> {
-        self.push_publishing(value, Release)
-    }
-
-    /// `push`, with the ordering of the compare-and-swap that publishes the
-    /// slot as a parameter only so that a loom model can break it
-    /// (`broken_relaxed_publish_is_caught`); everything else passes
-    /// `Release`.
-    fn push_publishing(&self, value: T, publish: Ordering) -> Result<bool, T> {
         if self.head.load(Relaxed) & CLOSED != 0 {
             return Err(value);
         }
-        let id = self.alloc();
+        self.push_into(self.alloc(), value)
+    }
+
+    /// Writes `value` into slot `id`, which the caller took (`alloc`), and
+    /// pushes the slot.
+    fn push_into(&self, id: u32, value: T) -> Result<bool, T> {
         let slot = self.slot(id);
         // SAFETY: the slot is ours from `alloc` until the push below.
         slot.value.with_mut(|p| unsafe { (*p).write(value) });
@@ -249,13 +247,11 @@ impl<T> Queue<T> {
                 // the free list); a closed queue never opens again.
                 return Err(value);
             }
-            // Release: a sender that reads this link through a stale front
-            // of the free list (`try_pop_free`) then sees our pop.
-            slot.next.store(top as u32, Release);
+            slot.next.store(top as u32, Relaxed);
             // Release: publishes the message and `next` (module doc).
             match self
                 .head
-                .compare_exchange_weak(top, id as u64, publish, Relaxed)
+                .compare_exchange_weak(top, id as u64, Release, Relaxed)
             {
                 Ok(_) => return Ok(top as u32 == NIL),
                 Err(actual) => top = actual,
@@ -323,12 +319,7 @@ impl<T> Queue<T> {
         while id != NIL {
             let slot = self.slot(id);
             let next = slot.next.load(Relaxed);
-            // The newest slot's link becomes none, which a sender may read
-            // through a stale front of the free list (`try_pop_free`):
-            // Release, so that it then sees the pop of this slot, which
-            // happened before the push that our take acquired.
-            let order = if prev == NIL { Release } else { Relaxed };
-            slot.next.store(prev, order);
+            slot.next.store(prev, Relaxed);
             prev = id;
             id = next;
             len += 1;
@@ -375,11 +366,26 @@ impl<T> Queue<T> {
     }
 
     /// Pops a free slot, or takes a fresh one, allocating a chunk when
-    /// there is neither.
+    /// there is neither. While another sender pops, takes a fresh slot if
+    /// one is left, and otherwise waits for that pop (a few instructions)
+    /// to end: the queue never grows because two senders popped at once.
     fn alloc(&self) -> u32 {
-        self.try_pop_free()
-            .or_else(|| self.try_take_fresh())
-            .unwrap_or_else(|| self.grow())
+        let mut backoff = Backoff::new();
+        loop {
+            match self.try_pop_free() {
+                Pop::Slot(id) => return id,
+                Pop::Busy => {}
+                Pop::Empty => {
+                    if let Some(id) = self.try_take_fresh().or_else(|| self.grow()) {
+                        return id;
+                    }
+                }
+            }
+            if let Some(id) = self.try_take_fresh() {
+                return id;
+            }
+            backoff.snooze();
+        }
     }
 
     /// Appends the chain `first ..= last` (linked through `next`, `NIL`
@@ -398,8 +404,7 @@ impl<T> Queue<T> {
         if tail == NIL {
             // The first release starts the list. Senders do not write
             // `free` while it is NIL. Release: as below.
-            let tag = self.alloc.free.load(Relaxed) & !ID;
-            self.alloc.free.store(tag | first as u64, append);
+            self.alloc.free.store(first as u64, append);
         } else {
             // `tail` is still on the list: a sender pops a slot only when
             // it has a successor. Release: the moves out of the chain's
@@ -412,14 +417,20 @@ impl<T> Queue<T> {
 
     /// Allocates the next chunk and keeps its first slot; the rest become
     /// the fresh slots. Rare: the queue grows to the most messages ever in
-    /// flight at once, plus the free slot kept last.
+    /// flight at once, plus the free slot kept last. `None` if another
+    /// sender is popping (the free list may have more than its last slot).
     #[cold]
-    fn grow(&self) -> u32 {
+    fn grow(&self) -> Option<u32> {
         let mut chunks = self.grow.lock().unwrap_or_else(|e| e.into_inner());
         // Another sender may have grown the queue while we waited, or the
         // consumer freed slots.
-        if let Some(id) = self.try_pop_free().or_else(|| self.try_take_fresh()) {
-            return id;
+        match self.try_pop_free() {
+            Pop::Slot(id) => return Some(id),
+            Pop::Busy => return None,
+            Pop::Empty => {}
+        }
+        if let Some(id) = self.try_take_fresh() {
+            return Some(id);
         }
         let k = *chunks;
         assert!(k < CHUNKS, "wakefd Mailbox: more than 2^32 messages queued");
@@ -443,7 +454,7 @@ impl<T> Queue<T> {
             .fresh
             .store((end << 32) | (first as u64 + 1), Release);
         drop(chunks);
-        first
+        Some(first)
     }
 
     /// Takes a fresh slot (never used) of the newest chunk, if one is left.
@@ -467,48 +478,73 @@ impl<T> Queue<T> {
     }
 
     /// Pops a free slot, if there is one that is not the last (that one
-    /// stays, for the consumer to append after). `None` may also come from
+    /// stays, for the consumer to append after). `Empty` may also come from
     /// a consumer appending at the moment the list is down to its last.
-    fn try_pop_free(&self) -> Option<u32> {
-        // Acquire: the slot and every link before it (below).
-        let mut cur = self.alloc.free.load(Acquire);
+    fn try_pop_free(&self) -> Pop {
+        match self.begin_pop() {
+            Ok(id) => self.end_pop(id),
+            Err(pop) => pop,
+        }
+    }
+
+    /// A pop's first step: sets `POPPING` over the front `id`, which then
+    /// stays the front until `end_pop`. `Err` if there is no front, or
+    /// another sender is popping.
+    fn begin_pop(&self) -> Result<u32, Pop> {
+        let mut cur = self.alloc.free.load(Relaxed);
         loop {
-            let id = (cur & ID) as u32;
-            if id == NIL {
-                return None;
+            if cur & ID == NIL as u64 {
+                return Err(Pop::Empty);
             }
-            let slot = self.slot(id);
-            // Racy if another sender pops and reuses this slot meanwhile;
-            // then the tag has moved and the CAS below fails. Acquire: pairs
-            // with the consumer's Release append when `id` was the last.
-            let next = slot.next.load(Acquire);
-            if next == NIL {
-                // The last free slot, or a stale read: another sender popped
-                // `id` meanwhile, and its push (or the consumer's reversal,
-                // once it took the slot) wrote this none. Only an unchanged
-                // front means the former. Both stores of a none are Release
-                // (`push_publishing`, `reverse`), so having read one, this
-                // load sees that pop.
-                let now = self.alloc.free.load(Acquire);
-                if now == cur {
-                    return None;
-                }
-                cur = now;
-                continue;
+            if cur & POPPING != 0 {
+                return Err(Pop::Busy);
             }
-            let new = (cur & !ID).wrapping_add(TAG) | next as u64;
-            // AcqRel: a sender that pops after us acquires, through our
-            // write, what we acquired from the consumer's append.
+            // Acquire: pairs with the Release store that ended the last pop
+            // (or the consumer's first release), so everything the senders
+            // before us acquired from the consumer's appends happened before
+            // our use of the slot.
             match self
                 .alloc
                 .free
-                .compare_exchange_weak(cur, new, AcqRel, Acquire)
+                .compare_exchange_weak(cur, cur | POPPING, Acquire, Relaxed)
             {
-                Ok(_) => return Some(id),
+                Ok(_) => return Ok((cur & ID) as u32),
                 Err(actual) => cur = actual,
             }
         }
     }
+
+    /// A pop's second step, by the sender whose `begin_pop` returned `id`:
+    /// takes `id` off the front if it has a successor, and clears
+    /// `POPPING`. No other sender popped meanwhile, however long this one
+    /// stalled, so the link read here is the one in the list now.
+    fn end_pop(&self, id: u32) -> Pop {
+        // The front's link: the consumer's (its reversal of the chain that
+        // held `id`, or its append after `id` when `id` is the last).
+        // Acquire: pairs with the consumer's Release append when `id` is
+        // the last.
+        let next = self.slot(id).next.load(Acquire);
+        // Release, both: the next pop's Acquire (`begin_pop`) then sees what
+        // this one acquired.
+        if next == NIL {
+            // The last free slot: it stays.
+            self.alloc.free.store(id as u64, Release);
+            return Pop::Empty;
+        }
+        self.alloc.free.store(next as u64, Release);
+        Pop::Slot(id)
+    }
+}
+
+/// What `try_pop_free` found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pop {
+    /// A slot, now the caller's.
+    Slot(u32),
+    /// No free slot but the last one (or no free list yet).
+    Empty,
+    /// Another sender is popping.
+    Busy,
 }
 
 impl<T> Drop for Queue<T> {
@@ -538,29 +574,20 @@ mod queue_loom_tests;
 /// Test seams: a pop driven step by step, as a stalled sender runs it.
 #[cfg(all(test, not(wakefd_loom)))]
 impl<T> Queue<T> {
-    /// A pop up to its compare-and-swap: the front and its link read.
-    fn begin_pop(&self) -> (u64, u32) {
-        let cur = self.alloc.free.load(Acquire);
-        let next = self.slot((cur & ID) as u32).next.load(Acquire);
-        (cur, next)
+    /// What 2^32 pops by other senders would do to the free list's front
+    /// while `stalled` is half-way through its pop: nothing, as no other
+    /// sender pops until it ends.
+    fn overtake_by_2_32_pops(&self, stalled: &Result<u32, Pop>) {
+        assert!(stalled.is_ok(), "the stalled pop has begun");
+        assert_eq!(self.begin_pop(), Err(Pop::Busy), "a pop overlapped it");
     }
 
-    /// What 2^32 pops by other senders do to the free list's front: the
-    /// tag is what the stalled pop read.
-    fn overtake_by_2_32_pops(&self, stalled: &(u64, u32)) {
-        let id = self.alloc.free.load(Relaxed) & ID;
-        self.alloc.free.store((stalled.0 & !ID) | id, Relaxed);
-    }
-
-    /// The stalled pop's compare-and-swap.
-    fn finish_pop(&self, stalled: (u64, u32)) -> Option<u32> {
-        let (cur, next) = stalled;
-        let new = (cur & !ID).wrapping_add(TAG) | next as u64;
-        self.alloc
-            .free
-            .compare_exchange(cur, new, AcqRel, Acquire)
-            .ok()
-            .map(|_| (cur & ID) as u32)
+    /// The stalled pop's end.
+    fn finish_pop(&self, stalled: Result<u32, Pop>) -> Option<u32> {
+        match self.end_pop(stalled.ok()?) {
+            Pop::Slot(id) => Some(id),
+            _ => None,
+        }
     }
 }
 
