@@ -22,17 +22,31 @@
 //!   senders pop from its front (`free`), the consumer alone appends at its
 //!   back (`tail`). A sender never pops the last free slot, so the
 //!   consumer's `tail` is always still on the list, and appending is one
-//!   Release store of the link in it. Senders pop concurrently, so `free`
-//!   carries an ABA tag in its upper 32 bits: a pop that read a slot's
-//!   `next` and was then overtaken (the slot popped, reused and given back)
-//!   fails its CAS because the tag moved on. `next` is an atomic, so that
-//!   racy read is well defined; its value is used only if the CAS succeeds.
-//!   (The tag wraps after 2^32 pops during one pop: not a practical
-//!   concern.)
+//!   Release store of the link in it.
+//! * **One pop at a time.** A pop sets the `POPPING` bit in `free` with a
+//!   compare-and-swap that keeps the front as it is, reads the front's
+//!   link, and then stores the new front with the bit clear. While the bit
+//!   is set no other sender changes `free`, and the consumer does not touch
+//!   it (it writes `free` only to start the list, when there is no front to
+//!   pop). So the rule: **the link a pop follows is read while its slot is
+//!   the front and no other pop can move it**, however long the popping
+//!   sender stalls; no pop is ever completed with a link read before
+//!   another pop, so there is no ABA case and no tag to wrap. The first
+//!   step's compare-and-swap depends on nothing but `free` itself: if
+//!   `free` went round to the same value meanwhile, taking the bit is still
+//!   right.
+//! * **A sender that finds `POPPING` set** takes a fresh slot if one is
+//!   left, and otherwise waits for that pop to end (`Backoff`: spins, then
+//!   yields the CPU), and never grows the queue for it. The wait is for a
+//!   step of a few instructions, so it is long only while the popping
+//!   sender is descheduled in it; that delays the other senders on the same
+//!   lane only (senders on lanes of their own never wait), and costs no
+//!   memory: growing instead would add a chunk for every such stall, since
+//!   the slots freed meanwhile could not be popped either.
 //! * **Why a queue and not a stack of free slots.** Slots then go round in
 //!   one fixed order, like a ring buffer's, so senders write and the
 //!   consumer walks memory in address order, which the CPU's prefetcher
-//!   follows. With a stack (the first design), each chain freed
+//!   follows. With a stack, each chain freed
 //!   while a sender was half-way through an earlier one split that one
 //!   in two; after enough wakes, slots were handed out in runs of a few,
 //!   every step of a walk was a cache miss on a line the other core had
@@ -42,12 +56,9 @@
 //!   not exist yet: before the consumer's first release), a sender takes a
 //!   fresh slot of the newest chunk (`fresh`, a range bumped by CAS), and
 //!   when none is left, allocates the next chunk under `grow`. A pop that
-//!   reads a link of none looks at the front again before it believes it:
-//!   the none may be a later life's link, written by the sender that popped
-//!   and queued that slot meanwhile, or by the consumer's reversal after it
-//!   took it (the first version gave up there, and so grew the queue for
-//!   nothing). Both of those stores are Release, so the second look sees
-//!   the pop.
+//!   reads a link of none has found the last free slot (or the consumer
+//!   appending at that moment): the front is its alone, so no other
+//!   sender's write of that link can be what it read.
 //! * A send that finds the queue closed after taking a slot keeps its
 //!   message and drops the slot: only the consumer appends to the free
 //!   list, and a closed queue never opens again.
@@ -63,9 +74,10 @@
 //!   appends them to the free list. The append's Release store pairs with
 //!   the Acquire read of that link by the sender that pops the old last
 //!   slot (the first release's Release store to `free`, with the Acquire
-//!   load of `free`), and pops are AcqRel compare-and-swaps, so every later
-//!   pop (by any sender) is ordered after it too: the consumer's move out of
-//!   a slot happens before the next write into it.
+//!   compare-and-swap that begins a pop). Each pop ends with a Release
+//!   store of `free` that the next pop's Acquire compare-and-swap reads, so
+//!   every later pop (by any sender) is ordered after it too: the
+//!   consumer's move out of a slot happens before the next write into it.
 //! * A fresh slot: the chunk's Release store, then `fresh`'s Release store,
 //!   pair with the Acquire of `fresh` by the sender that takes the slot.
 //!
@@ -74,12 +86,10 @@
 //! (`queue_loom_tests`). It catches a slot published with a Relaxed
 //! compare-and-swap (through the take and through the close), the free
 //! list's append and its first release as Relaxed stores, and a pop that
-//! gives up on a stale link of none. Three more mutations, run by hand,
-//! each fail a model: a Relaxed read of the link in a pop, a pop that is
-//! Acquire only (the second sender's write then races the consumer's move
-//! out), and Relaxed `fresh`. No model reaches the ABA case that the tag
-//! guards against (it takes a sender overtaken while every other free slot
-//! goes round once).
+//! does not set `POPPING` (a compare-and-swap with a tag that wrapped):
+//! overtaken while its slot goes round, it puts a queued slot on the free
+//! list (`an_overtaken_pop_hands_out_no_queued_slot`). A unit test drives
+//! the same stall by hand (`a_pop_stalled_for_2_32_pops_...`).
 
 use std::collections::VecDeque;
 use std::mem::MaybeUninit;

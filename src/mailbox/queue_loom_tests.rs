@@ -361,7 +361,7 @@ fn push_popping_unguarded(queue: &Queue<u32>, value: u32) -> Result<bool, u32> {
 }
 
 #[test]
-#[should_panic]
+#[should_panic(expected = "both free and queued")]
 fn broken_unguarded_pop_is_caught() {
     overtaken_pop(push_popping_unguarded);
 }
