@@ -89,7 +89,12 @@
 //! does not set `POPPING` (a compare-and-swap with a tag that wrapped):
 //! overtaken while its slot goes round, it puts a queued slot on the free
 //! list (`an_overtaken_pop_hands_out_no_queued_slot`). A unit test drives
-//! the same stall by hand (`a_pop_stalled_for_2_32_pops_...`).
+//! the same stall by hand (`a_pop_stalled_for_2_32_pops_...`). Two
+//! mutations, run by hand, fail models too: the stores that end a pop
+//! Relaxed (the next pop's write into a slot then races the consumer's move
+//! out of it: the reuse models and the overtaken pop's), and a sender that
+//! takes a set `POPPING` for an empty list (it grows the queue: the racing
+//! pops' models).
 
 use std::collections::VecDeque;
 use std::mem::MaybeUninit;
