@@ -4,7 +4,7 @@
 //!
 //! # Shape
 //!
-//! * **A lane** is a [`Queue`] (`queue.rs`: a lock-free stack of recycled
+//! * **A lane** is a [`Queue`] (`queue.rs`: a stack of recycled
 //!   slots, free ones going round in a FIFO, whose push says whether it was
 //!   empty) plus two links. Every
 //!   `Sender` made by `Mailbox::sender` (and its clones) sends on the
@@ -110,7 +110,8 @@ pub(crate) struct Lanes<T> {
     ready: Line<AtomicPtr<Lane<T>>>,
     /// The lane of every `Sender` made by `Mailbox::sender` and its clones.
     common: Arc<Lane<T>>,
-    /// Taken by `Sender` creation and drop only, never per message.
+    /// Taken by `Sender` creation and drop, and by an unbounded Mailbox's
+    /// `len`; never by a send or a take.
     registry: Mutex<Registry<T>>,
 }
 
