@@ -8,17 +8,24 @@
 //! the child before `fork()` returns there, bumps the generation; the check
 //! is one relaxed load of a global that never changes in a process that does
 //! not fork, and no system call.
+//!
+//! This is a Unix promise: Windows has no `fork`, a child process inherits
+//! no socket of ours (they are not inheritable), and there the generation
+//! never changes, so nothing is ever `inherited`.
 
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+#[cfg(unix)]
 use std::sync::OnceLock;
 
 /// Bumped in every forked child.
 static GENERATION: AtomicUsize = AtomicUsize::new(0);
 
 /// The result of installing the handler, once per process.
+#[cfg(unix)]
 static INSTALLED: OnceLock<i32> = OnceLock::new();
 
+#[cfg(unix)]
 extern "C" fn in_child() {
     // Async-signal-safe: one atomic add. The child has one thread here, and
     // every thread it starts later sees this store (thread creation
@@ -35,6 +42,14 @@ extern "C" fn in_child() {
 /// be made: one that could not tell a child from its parent would break the
 /// promise that a child never touches its parent's wake.
 pub(crate) fn generation() -> io::Result<usize> {
+    #[cfg(unix)]
+    install()?;
+    Ok(GENERATION.load(Relaxed))
+}
+
+/// Installs the fork handler, once per process.
+#[cfg(unix)]
+fn install() -> io::Result<()> {
     // SAFETY: registers a handler that only does an atomic add; no prepare or
     // parent handler.
     let ret =
@@ -42,7 +57,7 @@ pub(crate) fn generation() -> io::Result<usize> {
     if ret != 0 {
         return Err(io::Error::from_raw_os_error(ret));
     }
-    Ok(GENERATION.load(Relaxed))
+    Ok(())
 }
 
 /// Whether this process is a forked child of the one that made the object

@@ -42,7 +42,10 @@ use std::collections::VecDeque;
 use std::error::Error;
 use std::fmt;
 use std::io;
+#[cfg(unix)]
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+#[cfg(windows)]
+use std::os::windows::io::{AsRawSocket, AsSocket, BorrowedSocket, RawSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -734,6 +737,7 @@ impl<T> fmt::Debug for Mailbox<T> {
     }
 }
 
+#[cfg(unix)]
 impl<T> AsFd for Mailbox<T> {
     /// The fd to watch for readability.
     fn as_fd(&self) -> BorrowedFd<'_> {
@@ -741,10 +745,27 @@ impl<T> AsFd for Mailbox<T> {
     }
 }
 
+#[cfg(unix)]
 impl<T> AsRawFd for Mailbox<T> {
     /// The fd to watch for readability.
     fn as_raw_fd(&self) -> RawFd {
         self.notifier.as_raw_fd()
+    }
+}
+
+#[cfg(windows)]
+impl<T> AsSocket for Mailbox<T> {
+    /// The socket to watch for readability.
+    fn as_socket(&self) -> BorrowedSocket<'_> {
+        self.notifier.as_socket()
+    }
+}
+
+#[cfg(windows)]
+impl<T> AsRawSocket for Mailbox<T> {
+    /// The socket to watch for readability.
+    fn as_raw_socket(&self) -> RawSocket {
+        self.notifier.as_raw_socket()
     }
 }
 

@@ -2,12 +2,14 @@
 
 use std::fmt;
 use std::io;
+#[cfg(unix)]
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+#[cfg(windows)]
+use std::os::windows::io::{AsRawSocket, AsSocket, BorrowedSocket, RawSocket};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token};
 
 use crate::fork;
@@ -271,7 +273,8 @@ impl Notifier {
         self.inner.state.is_pending()
     }
 
-    /// For a thread with no reactor: blocks in [`poll(2)`] until notified or
+    /// For a thread with no reactor: blocks in [`poll(2)`] (`WSAPoll` on
+    /// Windows) until notified or
     /// until `timeout` passes (`None`: no limit), then drains. `Ok(true)` if
     /// it was notified.
     ///
@@ -334,7 +337,7 @@ impl Notifier {
             // A wake absorbed while the loop was announced awake (and then
             // `announce_sleep` returned false) wrote nothing: don't wait for
             // the fd.
-            return Ok(ready() || self.is_pending() || sys::poll_readable(self.as_fd(), deadline)?);
+            return Ok(ready() || self.is_pending() || self.inner.sys.poll_readable(deadline)?);
         }
         let mut readable = false;
         self.sleep_cycle(
@@ -342,7 +345,7 @@ impl Notifier {
             &ready,
             || Ok(false),
             |timeout| {
-                readable = sys::poll_readable(self.as_fd(), sys::deadline(timeout))?;
+                readable = self.inner.sys.poll_readable(sys::deadline(timeout))?;
                 Ok(())
             },
         )?;
@@ -367,19 +370,21 @@ impl Notifier {
     ///
     /// # Examples
     ///
+    /// A loop's own reactor (here a `mio::Poll` it blocks in itself):
+    ///
     /// ```
-    /// use std::os::fd::AsRawFd;
+    /// use std::time::Duration;
     ///
     /// let notifier = wakefd::Notifier::new()?;
     /// let waker = notifier.waker();
+    /// let mut reactor = mio::Poll::new()?;
+    /// let mut events = mio::Events::with_capacity(8);
     /// notifier.announce_awake(); // the loop is running
     /// waker.notify()?; // no system call: the loop is awake
     ///
-    /// let timeout_ms = if notifier.announce_sleep() { 10_000 } else { 0 };
-    /// assert_eq!(timeout_ms, 0); // a wake is pending: don't block
-    /// let mut pfd = libc::pollfd { fd: notifier.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-    /// // SAFETY: one valid pollfd.
-    /// unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+    /// let timeout = if notifier.announce_sleep() { Duration::from_secs(10) } else { Duration::ZERO };
+    /// assert_eq!(timeout, Duration::ZERO); // a wake is pending: don't block
+    /// reactor.poll(&mut events, Some(timeout))?;
     /// notifier.announce_awake();
     /// assert!(notifier.drain()?);
     /// assert_eq!(notifier.stats().wakes_written, 0);
@@ -732,11 +737,12 @@ impl fmt::Debug for Notifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Notifier")
             .field("backend", &self.backend)
-            .field("fd", &self.as_raw_fd())
+            .field("fd", &self.inner.sys.raw())
             .finish()
     }
 }
 
+#[cfg(unix)]
 impl AsFd for Notifier {
     /// The fd to watch for readability.
     fn as_fd(&self) -> BorrowedFd<'_> {
@@ -744,10 +750,27 @@ impl AsFd for Notifier {
     }
 }
 
+#[cfg(unix)]
 impl AsRawFd for Notifier {
     /// The fd to watch for readability.
     fn as_raw_fd(&self) -> RawFd {
-        self.as_fd().as_raw_fd()
+        self.inner.sys.raw()
+    }
+}
+
+#[cfg(windows)]
+impl AsSocket for Notifier {
+    /// The socket to watch for readability.
+    fn as_socket(&self) -> BorrowedSocket<'_> {
+        self.inner.sys.fd()
+    }
+}
+
+#[cfg(windows)]
+impl AsRawSocket for Notifier {
+    /// The socket to watch for readability.
+    fn as_raw_socket(&self) -> RawSocket {
+        self.inner.sys.raw()
     }
 }
 
@@ -771,7 +794,7 @@ impl mio::event::Source for Notifier {
         interests: Interest,
     ) -> io::Result<()> {
         check_interest(interests)?;
-        SourceFd(&self.as_raw_fd()).register(registry, token, interests)?;
+        self.inner.sys.register(registry, token, interests)?;
         self.skip_read = self.inner.sys.edge_needs_no_read();
         self.token = Some(token);
         Ok(())
@@ -784,14 +807,14 @@ impl mio::event::Source for Notifier {
         interests: Interest,
     ) -> io::Result<()> {
         check_interest(interests)?;
-        SourceFd(&self.as_raw_fd()).reregister(registry, token, interests)?;
+        self.inner.sys.reregister(registry, token, interests)?;
         self.skip_read = self.inner.sys.edge_needs_no_read();
         self.token = Some(token);
         Ok(())
     }
 
     fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
-        SourceFd(&self.as_raw_fd()).deregister(registry)?;
+        self.inner.sys.deregister(registry)?;
         self.skip_read = false;
         self.token = None;
         // Wakes may have been left unread while mio watched the fd.
@@ -881,7 +904,7 @@ impl Waker {
 impl fmt::Debug for Waker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Waker")
-            .field("fd", &self.inner.sys.fd().as_raw_fd())
+            .field("fd", &self.inner.sys.raw())
             .finish()
     }
 }
