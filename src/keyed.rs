@@ -300,7 +300,7 @@ impl KeyedNotifier {
     /// ```
     /// use wakefd::{Backend, KeyedNotifier};
     ///
-    /// let mut notifier = KeyedNotifier::with_backend(Backend::Pipe, 100)?;
+    /// let mut notifier = KeyedNotifier::with_backend(Backend::TcpLoopback, 100)?;
     /// notifier.waker(99)?.notify()?;
     /// assert_eq!(notifier.drain()?.collect::<Vec<_>>(), [99]);
     /// # std::io::Result::Ok(())

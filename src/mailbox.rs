@@ -337,8 +337,8 @@ impl<T> Mailbox<T> {
     /// ```
     /// use wakefd::{Backend, Mailbox};
     ///
-    /// let mailbox = Mailbox::<String>::with_backend(Backend::UnixSocketPair)?;
-    /// assert_eq!(mailbox.backend(), Backend::UnixSocketPair);
+    /// let mailbox = Mailbox::<String>::with_backend(Backend::TcpLoopback)?;
+    /// assert_eq!(mailbox.backend(), Backend::TcpLoopback);
     /// # std::io::Result::Ok(())
     /// ```
     pub fn with_backend(backend: Backend) -> io::Result<Mailbox<T>> {

@@ -138,7 +138,7 @@ impl Notifier {
     /// ```
     /// use wakefd::{Backend, Notifier};
     ///
-    /// let notifier = Notifier::with_backend(Backend::Pipe)?;
+    /// let notifier = Notifier::with_backend(Backend::TcpLoopback)?;
     /// notifier.waker().notify()?;
     /// assert!(notifier.drain()?);
     /// # std::io::Result::Ok(())
@@ -168,8 +168,8 @@ impl Notifier {
     /// ```
     /// use wakefd::{Backend, Notifier};
     ///
-    /// let notifier = Notifier::with_backend(Backend::Pipe)?;
-    /// assert_eq!(notifier.backend(), Backend::Pipe);
+    /// let notifier = Notifier::with_backend(Backend::TcpLoopback)?;
+    /// assert_eq!(notifier.backend(), Backend::TcpLoopback);
     /// # std::io::Result::Ok(())
     /// ```
     pub fn backend(&self) -> Backend {

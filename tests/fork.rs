@@ -15,27 +15,43 @@
 //! `known_bug` show a bug in the crate and run only with `--include-ignored`
 //! (or `--ignored`), as `#[ignore]`d tests would.
 
+// Forks: every case is Unix-only; elsewhere the binary runs none.
+#[cfg(not(unix))]
+fn main() {}
+
 mod util;
 
+#[cfg(unix)]
 use std::io;
+#[cfg(unix)]
 use std::os::fd::AsRawFd;
+#[cfg(unix)]
 use std::panic::{self, AssertUnwindSafe};
+#[cfg(unix)]
 use std::process::ExitCode;
+#[cfg(unix)]
 use std::sync::atomic::{AtomicBool, Ordering};
+#[cfg(unix)]
 use std::thread;
+#[cfg(unix)]
 use std::time::Duration;
 
+#[cfg(unix)]
 use mio::{Events, Poll};
+#[cfg(unix)]
 use util::{is_readable, wakes_in_fd, TIMEOUT};
+#[cfg(unix)]
 use wakefd::{Backend, Mailbox, Notifier, TryRecvError};
 
 // ---- forking ----
 
 /// A failed check in the child: its number (the exit status) and what it
 /// checked.
+#[cfg(unix)]
 struct Failed(u8, String);
 
 /// `Ok(())` if `ok`, else the failed check `code`.
+#[cfg(unix)]
 fn check(ok: bool, code: u8, what: impl FnOnce() -> String) -> Result<(), Failed> {
     if ok {
         Ok(())
@@ -46,6 +62,7 @@ fn check(ok: bool, code: u8, what: impl FnOnce() -> String) -> Result<(), Failed
 
 /// Checks that `result` is the error of an object inherited across fork: its
 /// message says it belongs to the parent process.
+#[cfg(unix)]
 fn check_inherited<T: std::fmt::Debug>(
     result: io::Result<T>,
     code: u8,
@@ -63,6 +80,7 @@ fn check_inherited<T: std::fmt::Debug>(
 /// Forks; runs `child` in the child and `_exit`s with its outcome (0, the
 /// failed check's number, or 101 on a panic); in the parent, waits for the
 /// child and panics unless it exited with 0.
+#[cfg(unix)]
 fn fork_and_check(child: impl FnOnce() -> Result<(), Failed>) {
     // SAFETY: this process has one thread (no libtest harness), so the child
     // is a complete copy and may do anything the parent could. It never
@@ -99,6 +117,7 @@ fn fork_and_check(child: impl FnOnce() -> Result<(), Failed>) {
 /// (a) A wake pending at fork: the child's `drain`, `wait`, `poll` and
 /// `notify` fail with the parent-process error and leave the wake in the
 /// fd; the parent drains it and is woken again afterwards.
+#[cfg(unix)]
 fn child_cannot_drain_wait_or_notify_and_does_not_steal_the_wake(backend: Backend) {
     let notifier = Notifier::with_backend(backend).unwrap();
     let waker = notifier.waker();
@@ -132,6 +151,7 @@ fn child_cannot_drain_wait_or_notify_and_does_not_steal_the_wake(backend: Backen
 /// (b) The parent has drained: the child's `notify` (through any waker) does
 /// not make the parent's fd readable, nor does dropping the inherited
 /// notifier and wakers; the parent's wakers work as before.
+#[cfg(unix)]
 fn child_notify_does_not_wake_the_parent(backend: Backend) {
     // In slots, so that the child can drop its copies (taking them out of
     // the child's memory leaves the parent's alone).
@@ -166,6 +186,7 @@ fn child_notify_does_not_wake_the_parent(backend: Backend) {
 /// (c) Mailbox: in the child `send` gives the message back, `try_recv` is
 /// `Disconnected`, `drain` yields nothing, `wait` and `poll` fail; the
 /// parent receives its own messages, and only those.
+#[cfg(unix)]
 fn child_mailbox_cannot_send_or_receive(backend: Backend) {
     let mut mailbox = Mailbox::<u32>::with_backend(backend).unwrap();
     let sender = mailbox.sender();
@@ -212,6 +233,7 @@ fn child_mailbox_cannot_send_or_receive(backend: Backend) {
 
 /// (c') The child drops the only Sender (the "last sender" wake) and the
 /// Mailbox: the parent is not woken, and is not disconnected.
+#[cfg(unix)]
 fn child_dropping_the_last_sender_does_not_wake_the_parent(backend: Backend) {
     let mut mailbox_slot = Some(Mailbox::<u32>::with_backend(backend).unwrap());
     let mut sender_slot = mailbox_slot.as_ref().map(Mailbox::sender);
@@ -233,6 +255,7 @@ fn child_dropping_the_last_sender_does_not_wake_the_parent(backend: Backend) {
 
 /// (d) A notifier or mailbox made in the child works normally there (and
 /// the parent's, made before the fork, still works in the parent).
+#[cfg(unix)]
 fn fresh_notifier_in_the_child_works(backend: Backend) {
     let parents = Notifier::with_backend(backend).unwrap();
 
@@ -271,6 +294,7 @@ fn fresh_notifier_in_the_child_works(backend: Backend) {
 /// early, or a `try_recv` that took one of several, leaves messages in the
 /// loop's own buffer) yields them again from `drain` in the child, which
 /// the docs say yields nothing.
+#[cfg(unix)]
 fn child_mailbox_drain_yields_nothing_even_with_leftovers(backend: Backend) {
     let mut mailbox = Mailbox::<u32>::with_backend(backend).unwrap();
     let sender = mailbox.sender();
@@ -294,6 +318,7 @@ fn child_mailbox_drain_yields_nothing_even_with_leftovers(backend: Backend) {
 /// child drops it with messages left: the child's `Drain::drop` makes a wake
 /// pending through the inherited notifier with no fork check, and the
 /// parent's fd becomes readable although the parent has nothing new.
+#[cfg(unix)]
 fn child_dropping_an_inherited_drain_does_not_wake_the_parent(backend: Backend) {
     let mut mailbox = Mailbox::<u32>::with_backend(backend).unwrap();
     let fd = mailbox.as_raw_fd();
@@ -330,6 +355,7 @@ fn child_dropping_an_inherited_drain_does_not_wake_the_parent(backend: Backend) 
 /// the fork. (The child arms an alarm, so a deadlock kills it instead of
 /// hanging the test.) Runs last: the only case with a second thread, which
 /// it joins.
+#[cfg(unix)]
 fn child_sender_and_mailbox_drops_never_block_on_the_parents_lock(backend: Backend) {
     const FORKS: usize = 200;
     const SENDS: u32 = 2_000_000;
@@ -384,6 +410,7 @@ fn child_sender_and_mailbox_drops_never_block_on_the_parents_lock(backend: Backe
     assert_eq!(mailbox.drain().last(), Some(u32::MAX));
 }
 
+#[cfg(unix)]
 struct Case {
     name: &'static str,
     run: fn(Backend),
@@ -391,6 +418,7 @@ struct Case {
     known_bug: bool,
 }
 
+#[cfg(unix)]
 const CASES: &[Case] = &[
     Case {
         name: "child_cannot_drain_wait_or_notify_and_does_not_steal_the_wake",
@@ -434,6 +462,7 @@ const CASES: &[Case] = &[
     },
 ];
 
+#[cfg(unix)]
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let include_ignored = args.iter().any(|a| a == "--include-ignored");

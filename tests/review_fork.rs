@@ -4,6 +4,7 @@
 //! never touches the parent's wake: its calls fail with an error that says
 //! it belongs to the parent process", and `Mailbox::drain`'s doc: "In a
 //! forked child the drain yields nothing and leaves the parent's wake alone".
+#![cfg(unix)] // forks
 
 #[cfg(wakefd_fault_injection)]
 use std::os::fd::AsRawFd;

@@ -3,7 +3,6 @@
 
 mod util;
 
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -130,7 +129,8 @@ fn a_loop_that_announces_nothing_gets_every_wake_written() {
     assert_eq!(notifier.stats().wakes_absorbed, 0);
 }
 
-/// The raw-reactor way: announce, poll(2), announce, drain.
+/// The raw-reactor way: announce, poll(2) (WSAPoll on Windows), announce,
+/// drain.
 #[test]
 fn announcements_around_a_raw_poll() {
     for_each_backend!(|backend| {
@@ -148,13 +148,7 @@ fn announcements_around_a_raw_poll() {
         // Now asleep for real: the next wake is written.
         assert!(notifier.announce_sleep());
         waker.notify().unwrap();
-        let mut pfd = libc::pollfd {
-            fd: notifier.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        assert_eq!(unsafe { libc::poll(&mut pfd, 1, 10_000) }, 1);
+        assert!(util::readable_within(&notifier, TIMEOUT));
         notifier.announce_awake();
         assert!(notifier.drain().unwrap());
         assert!(!is_readable(&notifier));
@@ -213,9 +207,11 @@ fn a_spinning_poll_still_sees_other_io() {
     poll.registry()
         .register(&mut notifier, NOTIFIER, Interest::READABLE)
         .unwrap();
-    let (mut tx, rx) = std::os::unix::net::UnixStream::pair().unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut tx = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (rx, _) = listener.accept().unwrap();
     rx.set_nonblocking(true).unwrap();
-    let mut rx = mio::net::UnixStream::from_std(rx);
+    let mut rx = mio::net::TcpStream::from_std(rx);
     poll.registry()
         .register(&mut rx, Token(1), Interest::READABLE)
         .unwrap();

@@ -96,7 +96,8 @@ fn listen(addr: SocketAddr) -> io::Result<Socket> {
 /// Errors that mean "this address family has no loopback here", as opposed
 /// to errors (`EMFILE`, ...) that the other family would meet as well.
 fn loopback_missing(e: &io::Error) -> bool {
-    e.kind() == io::ErrorKind::AddrNotAvailable || matches!(e.raw_os_error(), Some(code) if errors::NO_FAMILY.contains(&code))
+    e.kind() == io::ErrorKind::AddrNotAvailable
+        || matches!(e.raw_os_error(), Some(code) if errors::NO_FAMILY.contains(&code))
 }
 
 fn inet(addr: SockAddr) -> io::Result<SocketAddr> {
@@ -151,8 +152,11 @@ fn is_pending_network_error(e: &io::Error) -> bool {
 #[cfg(unix)]
 mod errors {
     /// The address family (or its loopback) is missing.
-    pub(super) const NO_FAMILY: &[i32] =
-        &[libc::EAFNOSUPPORT, libc::EADDRNOTAVAIL, libc::EPROTONOSUPPORT];
+    pub(super) const NO_FAMILY: &[i32] = &[
+        libc::EAFNOSUPPORT,
+        libc::EADDRNOTAVAIL,
+        libc::EPROTONOSUPPORT,
+    ];
 
     /// `accept` reports an error of the connection it dequeued.
     pub(super) const PENDING_NETWORK: &[i32] = &[

@@ -188,7 +188,9 @@ pub(crate) fn set_exclusive_addr_use(socket: &Socket) -> io::Result<()> {
     };
     if ret == ws::SOCKET_ERROR {
         // SAFETY: no preconditions; reads this thread's last Winsock error.
-        return Err(io::Error::from_raw_os_error(unsafe { ws::WSAGetLastError() }));
+        return Err(io::Error::from_raw_os_error(unsafe {
+            ws::WSAGetLastError()
+        }));
     }
     Ok(())
 }
