@@ -744,7 +744,9 @@ impl fmt::Debug for Notifier {
 
 #[cfg(unix)]
 impl AsFd for Notifier {
-    /// The fd to watch for readability.
+    /// The fd to watch for readability. It is the same fd, open, from
+    /// creation until the `Notifier` is dropped (what tokio's `AsyncFd` and
+    /// async-io rely on).
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.inner.sys.fd()
     }
@@ -760,7 +762,8 @@ impl AsRawFd for Notifier {
 
 #[cfg(windows)]
 impl AsSocket for Notifier {
-    /// The socket to watch for readability.
+    /// The socket to watch for readability. It is the same socket, open,
+    /// from creation until the `Notifier` is dropped.
     fn as_socket(&self) -> BorrowedSocket<'_> {
         self.inner.sys.fd()
     }
