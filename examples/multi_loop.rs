@@ -271,6 +271,9 @@ fn io_thread(mut mailbox: Mailbox<Msg>, plain_poll: bool) -> io::Result<Load> {
     let mut next_token = 1;
     let mut load = Load::default();
     let mut buf = vec![0u8; 16 * 1024];
+    // The sleep-aware loop: awake (sends make no system call) while the
+    // guard lives, blocking only in `Mailbox::poll`.
+    let _awake = (!plain_poll).then(|| mailbox.announce_awake());
     loop {
         let woken = if plain_poll {
             match poll.poll(&mut events, None) {

@@ -482,6 +482,7 @@ impl KeyedNotifier {
     /// poll.registry().register(&mut notifier, Token(0), Interest::READABLE)?;
     /// let waker = notifier.waker(42)?;
     /// let mut events = Events::with_capacity(8);
+    /// let _awake = notifier.announce_awake(); // sleep-aware from here on
     /// assert_eq!(notifier.poll(&mut poll, &mut events, Some(Duration::ZERO))?.count(), 0);
     /// waker.notify()?; // the loop is awake: no system call
     /// let keys: Vec<usize> = notifier.poll(&mut poll, &mut events, None)?.collect();
@@ -516,36 +517,39 @@ impl KeyedNotifier {
     /// ```
     /// let mut notifier = wakefd::KeyedNotifier::new(8)?;
     /// let waker = notifier.waker(3)?;
-    /// notifier.announce_awake();
+    /// let awake = notifier.announce_awake();
     /// waker.notify()?; // the loop is awake: no system call
-    /// assert!(!notifier.announce_sleep()); // key 3 is set: don't block
+    /// assert!(!awake.announce_sleep()); // key 3 is set: don't block
     /// // ... the reactor's blocking call, with a zero timeout ...
-    /// notifier.announce_awake();
+    /// awake.announce_awake();
     /// assert_eq!(notifier.drain()?.collect::<Vec<_>>(), [3]);
-    /// assert!(notifier.announce_sleep()); // nothing set: may block
-    /// notifier.announce_awake();
+    /// assert!(awake.announce_sleep()); // nothing set: may block
+    /// awake.announce_awake();
     /// # std::io::Result::Ok(())
     /// ```
+    #[must_use = "`false` means a key is set: the loop must not block"]
     pub fn announce_sleep(&self) -> bool {
         self.notifier.announce_sleep()
     }
 
-    /// As [`Notifier::announce_awake`]: until the next
-    /// [`announce_sleep`](KeyedNotifier::announce_sleep), setting a key makes
-    /// no system call. Call it right after the blocking call returns.
+    /// As [`Notifier::announce_awake`]: while the returned guard lives,
+    /// setting a key makes no system call until the next
+    /// [`announce_sleep`](KeyedNotifier::announce_sleep); block only through
+    /// `poll`/`wait` or after announcing sleep. Dropping it makes the loop
+    /// plain again.
     ///
     /// # Examples
     ///
     /// ```
     /// let notifier = wakefd::KeyedNotifier::new(8)?;
     /// let waker = notifier.waker(0)?;
-    /// notifier.announce_awake();
+    /// let _awake = notifier.announce_awake();
     /// waker.notify()?;
     /// assert_eq!(notifier.stats().wakes_written, 0);
     /// assert_eq!(notifier.stats().wakes_absorbed, 1);
     /// # std::io::Result::Ok(())
     /// ```
-    pub fn announce_awake(&self) {
+    pub fn announce_awake(&self) -> crate::Awake {
         self.notifier.announce_awake()
     }
 

@@ -98,8 +98,11 @@ mod sys;
 
 pub use backend::{Backend, ParseBackendError};
 pub use keyed::{KeyOutOfRange, KeyedNotifier, KeyedWaker, Keys};
-pub use mailbox::{Drain, Mailbox, SendError, Sender, TryRecvError};
-pub use notifier::{Notifier, Stats, Waker};
+pub use mailbox::{
+    Drain, Mailbox, RecvError, RecvTimeoutError, SendError, SendTimeoutError, Sender, TryRecvError,
+    TrySendError,
+};
+pub use notifier::{Awake, Notifier, Stats, Waker};
 
 /// The README's examples, compiled and run as doc tests.
 #[cfg(doctest)]

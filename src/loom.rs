@@ -11,7 +11,7 @@ pub(crate) use loom::sync::atomic::{
     fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
 };
 #[cfg(wakefd_loom)]
-pub(crate) use loom::sync::Mutex;
+pub(crate) use loom::sync::{Condvar, Mutex};
 
 #[cfg(not(wakefd_loom))]
 #[allow(unused_imports)] // not every build uses every one
@@ -19,7 +19,7 @@ pub(crate) use std::sync::atomic::{
     fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
 };
 #[cfg(not(wakefd_loom))]
-pub(crate) use std::sync::Mutex;
+pub(crate) use std::sync::{Condvar, Mutex};
 
 /// `loom::cell::UnsafeCell`'s API over `std::cell::UnsafeCell`, so that loom
 /// can check every access to a queue slot.

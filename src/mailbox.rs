@@ -39,7 +39,6 @@
 //! them against the protocol in `state.rs` and a fake fd.
 
 use std::collections::VecDeque;
-use std::error::Error;
 use std::fmt;
 use std::io;
 #[cfg(unix)]
@@ -55,12 +54,18 @@ use crate::loom::{
     AtomicBool, AtomicUsize,
     Ordering::{AcqRel, Acquire, Relaxed, Release},
 };
-use crate::notifier::Stats;
+use crate::notifier::{Awake, Stats};
 use crate::{sys, Backend, Notifier, Waker};
 
+mod capacity;
+mod error;
 mod lanes;
 mod queue;
 
+use capacity::{Capacity, Refused};
+pub use error::{
+    RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
+};
 use lanes::{Lane, Lanes, Taken};
 
 /// What the Mailbox and its Senders share.
@@ -70,18 +75,56 @@ pub(crate) struct Shared<T> {
     senders: AtomicUsize,
     /// A `Sender` has existed: "disconnected" means they all went.
     had_senders: AtomicBool,
-    /// A send's wake failed: the next send wakes even though the queue is
-    /// not empty.
+    /// A wake failed (a send's, the loop's own for leftovers, or the last
+    /// Sender's): the next send wakes even though the queue is not empty.
     rewake: AtomicBool,
+    /// A bounded Mailbox's capacity; `None` for an unbounded one.
+    capacity: Option<Capacity>,
+    /// An unbounded Mailbox's count of messages handed to the loop's code
+    /// (`Lanes::sent_total` minus this is `len`). Written by the loop only.
+    received: AtomicUsize,
+    /// The Mailbox is gone (`Sender::is_closed`).
+    closed: AtomicBool,
 }
 
 impl<T> Shared<T> {
     pub(crate) fn new() -> Shared<T> {
+        Shared::with_capacity(None)
+    }
+
+    fn with_capacity(capacity: Option<Capacity>) -> Shared<T> {
         Shared {
             queue: Lanes::new(),
             senders: AtomicUsize::new(0),
             had_senders: AtomicBool::new(false),
             rewake: AtomicBool::new(false),
+            capacity,
+            received: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// Messages from their send until the loop's code is handed them.
+    fn len(&self) -> usize {
+        match &self.capacity {
+            Some(capacity) => capacity.len(),
+            None => {
+                // Acquire: every send counted before a hand-out the loop
+                // counted is seen in the totals read after.
+                let received = self.received.load(Acquire);
+                self.queue.sent_total().saturating_sub(received)
+            }
+        }
+    }
+
+    /// The loop's code was handed a message: it no longer counts.
+    fn handed_out(&self) {
+        match &self.capacity {
+            Some(capacity) => capacity.release(),
+            // Only the loop writes it: no read-modify-write needed.
+            None => self
+                .received
+                .store(self.received.load(Relaxed).wrapping_add(1), Release),
         }
     }
 
@@ -115,8 +158,9 @@ pub(crate) trait Bell {
     /// Re-arms: consumes the fd if needed (always, if `force_read`) and
     /// clears the pending bit.
     fn rearm(&self, force_read: bool);
-    /// Makes a wake pending (and written, unless the loop is awake).
-    fn ring(&self);
+    /// Makes a wake pending (and written, unless the loop is awake);
+    /// `false` if its write failed.
+    fn ring(&self) -> bool;
     /// Whether a wake is pending.
     fn is_pending(&self) -> bool;
 }
@@ -128,9 +172,9 @@ impl Bell for Notifier {
         let _ = Notifier::rearm(self, force_read || !self.skip_read());
     }
 
-    fn ring(&self) {
+    fn ring(&self) -> bool {
         // A failed write sets the FAILED bit: the next wake writes again.
-        let _ = self.notify_self();
+        self.notify_self().is_ok()
     }
 
     fn is_pending(&self) -> bool {
@@ -170,6 +214,10 @@ pub(crate) fn send_with<T>(
     wake: impl Fn() -> io::Result<()>,
 ) -> Result<(), SendError<T>> {
     let retry_wake = &wake;
+    if shared.capacity.is_none() {
+        // Before the push: a message is never handed out before it counts.
+        Lanes::count_sent(lane);
+    }
     let was_empty = shared.queue.push(lane, msg).map_err(SendError)?;
     // The load first: the swap is a write to a shared line, done only in
     // the rare case that a wake failed.
@@ -194,6 +242,22 @@ pub(crate) fn send_with<T>(
     Ok(())
 }
 
+/// A `Sender`'s drop: the last one wakes the loop so that it learns of the
+/// disconnection. A failed write is tried once more (the `FAILED` bit makes
+/// it a write), and if that fails too the loop's next call rings
+/// (`rewake`); the Mailbox being gone changes nothing for it.
+pub(crate) fn disconnect_with<T>(shared: &Shared<T>, wake: impl Fn() -> io::Result<()>) {
+    // AcqRel: the loop's Acquire load of 0 sees every send made before.
+    if shared.senders.fetch_sub(1, AcqRel) != 1 {
+        return;
+    }
+    if let Err(e) = wake() {
+        if e.kind() != io::ErrorKind::BrokenPipe && wake().is_err() {
+            shared.rewake.store(true, Release);
+        }
+    }
+}
+
 /// The loop's re-arm and take: every queued message to the back of `local`.
 pub(crate) fn refill_with<T>(shared: &Shared<T>, local: &mut Local<T>, bell: &impl Bell) {
     // Re-arm first, then take (state.rs explains the order).
@@ -202,10 +266,21 @@ pub(crate) fn refill_with<T>(shared: &Shared<T>, local: &mut Local<T>, bell: &im
 }
 
 /// Keeps a readiness event coming for messages left in `local`.
-pub(crate) fn leftovers_with<T>(local: &mut Local<T>, bell: &impl Bell) {
+pub(crate) fn leftovers_with<T>(shared: &Shared<T>, local: &mut Local<T>, bell: &impl Bell) {
     if !local.buf.is_empty() {
-        bell.ring();
-        local.rang = true;
+        ring_with(shared, local, bell);
+    }
+}
+
+/// The loop's own wake (for leftovers, or for a disconnection it consumed).
+/// A failed write is tried once more at once (the `FAILED` bit makes it a
+/// write); if that fails too, the next send wakes whatever it finds
+/// (`rewake`), and the loop's next call rings again (the wake is still
+/// pending, so it re-arms and looks).
+fn ring_with<T>(shared: &Shared<T>, local: &mut Local<T>, bell: &impl Bell) {
+    local.rang = true;
+    if !bell.ring() && !bell.ring() {
+        shared.rewake.store(true, Release);
     }
 }
 
@@ -232,14 +307,14 @@ pub(crate) fn try_recv_with<T>(
         }
         None => return Err(TryRecvError::Empty),
     };
+    shared.handed_out();
     if local.buf.is_empty() && shared.disconnected() {
         // The last Sender's wake may be the one this call consumed: keep an
         // event coming, so that a loop taking one message per event learns
         // of the disconnection too.
-        bell.ring();
-        local.rang = true;
+        ring_with(shared, local, bell);
     } else {
-        leftovers_with(local, bell);
+        leftovers_with(shared, local, bell);
     }
     Ok(msg)
 }
@@ -342,11 +417,156 @@ impl<T> Mailbox<T> {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn with_backend(backend: Backend) -> io::Result<Mailbox<T>> {
+        Mailbox::with_shared(backend, Shared::new())
+    }
+
+    /// A bounded mailbox on the platform's default backend: at most `cap`
+    /// messages count against it at once, from their send until the loop's
+    /// code is handed them (messages left in the loop's buffer by a dropped
+    /// [`Drain`] still count). [`Sender::send`] blocks while it is full,
+    /// [`Sender::try_send`] fails with [`TrySendError::Full`], and
+    /// [`Sender::send_timeout`] waits at most its timeout.
+    ///
+    /// A blocked sender sleeps (no spinning) and is woken when the loop
+    /// takes a message, or when the Mailbox is dropped; the loop pays a
+    /// lock and a wake-up for that only while a sender is blocked. Every
+    /// other promise of the unbounded mailbox holds: no message is
+    /// stranded, FIFO per sender, disconnection.
+    ///
+    /// # Errors
+    ///
+    /// `ErrorKind::InvalidInput` if `cap` is 0 or larger than `usize::MAX / 4`;
+    /// otherwise as [`Notifier::new`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use wakefd::{Mailbox, TrySendError};
+    ///
+    /// let mut mailbox = Mailbox::bounded(2)?;
+    /// let sender = mailbox.sender();
+    /// sender.send(1).unwrap();
+    /// sender.send(2).unwrap();
+    /// assert_eq!(sender.try_send(3), Err(TrySendError::Full(3)));
+    ///
+    /// // A worker blocks until the loop takes a message.
+    /// let worker = std::thread::spawn(move || sender.send(3));
+    /// assert_eq!(mailbox.recv_timeout(Duration::from_secs(10)), Ok(1));
+    /// worker.join().unwrap().unwrap();
+    /// assert_eq!(mailbox.drain().collect::<Vec<_>>(), [2, 3]);
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn bounded(cap: usize) -> io::Result<Mailbox<T>> {
+        Mailbox::bounded_with_backend(cap, Backend::default())
+    }
+
+    /// A bounded mailbox ([`Mailbox::bounded`]) on the given backend.
+    ///
+    /// # Errors
+    ///
+    /// As [`Mailbox::bounded`] and [`Mailbox::with_backend`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use wakefd::{Backend, Mailbox};
+    ///
+    /// let mailbox = Mailbox::<u64>::bounded_with_backend(64, Backend::Pipe)?;
+    /// assert_eq!(mailbox.capacity(), Some(64));
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn bounded_with_backend(cap: usize, backend: Backend) -> io::Result<Mailbox<T>> {
+        if cap == 0 || cap > capacity::MAX {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "a bounded mailbox's capacity must be 1 to {}, not {cap}",
+                    capacity::MAX
+                ),
+            ));
+        }
+        Mailbox::with_shared(backend, Shared::with_capacity(Some(Capacity::new(cap))))
+    }
+
+    fn with_shared(backend: Backend, shared: Shared<T>) -> io::Result<Mailbox<T>> {
         Ok(Mailbox {
             notifier: Notifier::with_backend(backend)?,
-            shared: Arc::new(Shared::new()),
+            shared: Arc::new(shared),
             local: Local::new(),
         })
+    }
+
+    /// How many messages count against the mailbox now: sent and not yet
+    /// handed to the loop's code (those in the loop's buffer included). A
+    /// snapshot: senders may add to it at any time.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut mailbox = wakefd::Mailbox::new()?;
+    /// let sender = mailbox.sender();
+    /// assert!(mailbox.is_empty());
+    /// sender.send("a").unwrap();
+    /// sender.send("b").unwrap();
+    /// assert_eq!((mailbox.len(), sender.len()), (2, 2));
+    /// assert_eq!(mailbox.try_recv(), Ok("a"));
+    /// assert_eq!(mailbox.len(), 1);
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn len(&self) -> usize {
+        if self.forked() {
+            return 0;
+        }
+        self.shared.len()
+    }
+
+    /// Whether [`len`](Mailbox::len) is 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mailbox = wakefd::Mailbox::<u8>::new()?;
+    /// assert!(mailbox.is_empty());
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The capacity of a bounded mailbox; `None` for an unbounded one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use wakefd::Mailbox;
+    ///
+    /// assert_eq!(Mailbox::<u8>::new()?.capacity(), None);
+    /// assert_eq!(Mailbox::<u8>::bounded(8)?.capacity(), Some(8));
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn capacity(&self) -> Option<usize> {
+        self.shared.capacity.as_ref().map(Capacity::cap)
+    }
+
+    /// Whether every [`Sender`] is gone (after at least one existed), even
+    /// with messages still queued: those are still handed out, and then
+    /// `try_recv` reports [`TryRecvError::Disconnected`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut mailbox = wakefd::Mailbox::new()?;
+    /// let sender = mailbox.sender();
+    /// sender.send(1).unwrap();
+    /// assert!(!mailbox.is_disconnected());
+    /// drop(sender);
+    /// assert!(mailbox.is_disconnected());
+    /// assert_eq!(mailbox.try_recv(), Ok(1));
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn is_disconnected(&self) -> bool {
+        self.forked() || self.shared.disconnected()
     }
 
     /// The backend of the underlying notifier.
@@ -525,6 +745,79 @@ impl<T> Mailbox<T> {
         self.wait_until(sys::deadline(timeout))
     }
 
+    /// Blocks until a message is queued and takes it, for a thread with no
+    /// reactor: `Err(RecvError)` once nothing is queued and every
+    /// [`Sender`] is gone (or none exists: none can be made while this call
+    /// runs, so it would wait for ever).
+    ///
+    /// With a spin budget ([`set_spin`](Mailbox::set_spin)) it spins first.
+    /// A wait that fails (no error is expected of `poll(2)` on this fd) is
+    /// retried after a millisecond rather than returned; in a forked child
+    /// it returns `Err(RecvError)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut mailbox = wakefd::Mailbox::new()?;
+    /// let sender = mailbox.sender();
+    /// std::thread::spawn(move || sender.send("work").unwrap());
+    /// assert_eq!(mailbox.recv(), Ok("work"));
+    /// assert_eq!(mailbox.recv(), Err(wakefd::RecvError)); // the sender is gone
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn recv(&mut self) -> Result<T, RecvError> {
+        self.recv_until(None).map_err(|_| RecvError)
+    }
+
+    /// Like [`recv`](Mailbox::recv), for at most `timeout`:
+    /// `Err(RecvTimeoutError::Timeout)` if nothing came. Never returns
+    /// `Timeout` early; on Linux and Android the wait is a `ppoll(2)`, so a
+    /// timeout is honoured to the microsecond (elsewhere `poll(2)` rounds
+    /// it up to a millisecond). `Duration::MAX` means no timeout.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use wakefd::RecvTimeoutError;
+    ///
+    /// let mut mailbox = wakefd::Mailbox::<u32>::new()?;
+    /// let sender = mailbox.sender();
+    /// let start = Instant::now();
+    /// let timeout = Duration::from_micros(200);
+    /// assert_eq!(mailbox.recv_timeout(timeout), Err(RecvTimeoutError::Timeout));
+    /// assert!(start.elapsed() >= timeout);
+    /// sender.send(5).unwrap();
+    /// assert_eq!(mailbox.recv_timeout(timeout), Ok(5));
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+        self.recv_until(sys::deadline(Some(timeout)))
+    }
+
+    fn recv_until(&mut self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
+        loop {
+            match self.try_recv() {
+                Ok(msg) => return Ok(msg),
+                Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
+                // No Sender, and none can be made while this call holds
+                // `&mut self`: nothing can ever come (also when no Sender
+                // was ever made), so don't wait for it. Acquire: every send
+                // of the Senders that went is in the last look.
+                Err(TryRecvError::Empty) if self.shared.senders.load(Acquire) == 0 => {
+                    return self.try_recv().map_err(|_| RecvTimeoutError::Disconnected);
+                }
+                Err(TryRecvError::Empty) => {}
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(RecvTimeoutError::Timeout);
+            }
+            if self.wait_until(deadline).is_err() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+
     fn wait_until(&self, deadline: Option<Instant>) -> io::Result<bool> {
         loop {
             if self.has_messages() {
@@ -533,7 +826,10 @@ impl<T> Mailbox<T> {
             if self.shared.disconnected() {
                 return Ok(self.has_messages());
             }
-            if !self.notifier.block_once(deadline, || self.has_messages())? {
+            if !self
+                .notifier
+                .block_once(deadline, || self.has_messages(), true)?
+            {
                 return Ok(self.has_messages());
             }
             if self.has_messages() {
@@ -546,8 +842,11 @@ impl<T> Mailbox<T> {
             Notifier::rearm(&self.notifier, true)?;
             if self.has_messages() {
                 // A send landed between the look and the re-arm, and its
-                // wake was consumed: make it pending again.
-                self.notifier.ring();
+                // wake was consumed: make it pending again (retried once;
+                // the message is seen by our caller in any case).
+                if !self.notifier.ring() {
+                    self.notifier.ring();
+                }
                 return Ok(true);
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -595,11 +894,13 @@ impl<T> Mailbox<T> {
     /// let sender = mailbox.sender();
     ///
     /// let mut events = Events::with_capacity(64);
+    /// let awake = mailbox.announce_awake(); // sleep-aware from here on
     /// assert!(!mailbox.poll(&mut poll, &mut events, Some(Duration::ZERO))?);
     /// sender.send("hi").unwrap(); // the loop is awake: no system call
     /// assert!(mailbox.poll(&mut poll, &mut events, Some(Duration::from_secs(10)))?);
     /// assert_eq!(mailbox.drain().collect::<Vec<_>>(), ["hi"]);
     /// assert_eq!(mailbox.stats().wakes_written, 0);
+    /// drop(awake); // plain again: a plain `Poll::poll` may follow
     /// # std::io::Result::Ok(())
     /// ```
     pub fn poll(
@@ -610,9 +911,13 @@ impl<T> Mailbox<T> {
     ) -> io::Result<bool> {
         self.check_fork()?;
         let (local, shared) = (&self.local, &self.shared);
-        self.notifier.poll_events(poll, events, timeout, || {
-            !local.buf.is_empty() || !shared.queue.is_empty()
-        })?;
+        self.notifier.poll_events(
+            poll,
+            events,
+            timeout,
+            || !local.buf.is_empty() || !shared.queue.is_empty(),
+            true,
+        )?;
         Ok(self.has_messages() || self.notifier.is_pending())
     }
 
@@ -625,32 +930,37 @@ impl<T> Mailbox<T> {
     /// ```
     /// let mailbox = wakefd::Mailbox::new()?;
     /// let sender = mailbox.sender();
-    /// mailbox.announce_awake();
+    /// let awake = mailbox.announce_awake();
     /// sender.send(1).unwrap(); // no system call
     /// assert!(!mailbox.announce_sleep()); // a message is waiting: don't block
+    /// # drop(awake);
     /// # std::io::Result::Ok(())
     /// ```
+    #[must_use = "`false` means a message or a wake is waiting: the loop must not block"]
     pub fn announce_sleep(&self) -> bool {
         self.notifier.announce_sleep() && !self.has_messages()
     }
 
-    /// Announces that the loop is awake, as [`Notifier::announce_awake`]:
-    /// until the next [`announce_sleep`](Mailbox::announce_sleep), a send
-    /// makes no system call.
+    /// Announces that the loop is awake for as long as the returned guard
+    /// lives, as [`Notifier::announce_awake`]: until the next
+    /// [`announce_sleep`](Mailbox::announce_sleep), a send makes no system
+    /// call. **The rule:** while the guard lives, block only through
+    /// [`poll`](Mailbox::poll) / [`wait`](Mailbox::wait) or after announcing
+    /// sleep; dropping it makes the loop plain again.
     ///
     /// # Examples
     ///
     /// ```
     /// let mut mailbox = wakefd::Mailbox::new()?;
     /// let sender = mailbox.sender();
-    /// mailbox.announce_awake();
+    /// let _awake = mailbox.announce_awake();
     /// sender.send("job done").unwrap(); // no system call
     /// assert_eq!(mailbox.try_recv(), Ok("job done"));
     /// assert_eq!(mailbox.stats().wakes_written, 0);
     /// # std::io::Result::Ok(())
     /// ```
-    pub fn announce_awake(&self) {
-        self.notifier.announce_awake();
+    pub fn announce_awake(&self) -> Awake {
+        self.notifier.announce_awake()
     }
 
     /// Sets how long [`poll`](Mailbox::poll) and [`wait`](Mailbox::wait) spin
@@ -715,16 +1025,29 @@ unsafe impl<T: Send> Sync for Mailbox<T> {}
 
 impl<T> Drop for Mailbox<T> {
     fn drop(&mut self) {
-        // Close the queue: a send either got in before (and its message is
-        // dropped here, exactly once) or gets its message back. Not in a
-        // forked child, whose sends fail anyway: closing takes a lock that a
-        // thread of the parent may have held at the fork, and what is
-        // queued is dropped with the last `Sender` instead.
-        drop(std::mem::replace(&mut self.local.buf, Taken::new()));
+        // Close first, drop the messages after, so that a message whose
+        // `Drop` panics can neither let later sends return `Ok` for a
+        // mailbox that is gone nor stop the other messages' drops.
+        //
+        // Closing the queue: a send either got in before (and its message
+        // is dropped here, exactly once) or gets its message back; blocked
+        // senders wake and get theirs back. Not in a forked child, whose
+        // sends fail anyway: closing takes locks that a thread of the parent
+        // may have held at the fork, and what is queued is dropped with the
+        // last `Sender` instead.
+        self.shared.closed.store(true, Release);
         let mut queued = VecDeque::new();
         if !self.forked() {
+            if let Some(capacity) = &self.shared.capacity {
+                capacity.close();
+            }
             self.shared.queue.close(&mut queued);
         }
+        // The loop's buffer first (older), then the queue: if a drop in the
+        // first panics, `queued` is still dropped while the panic unwinds,
+        // and each drops every message even if one of them panics.
+        let local = std::mem::replace(&mut self.local.buf, Taken::new());
+        drop(local);
         drop(queued);
     }
 }
@@ -824,7 +1147,9 @@ impl<T> Iterator for Drain<'_, T> {
         if self.mailbox.forked() {
             return None;
         }
-        self.mailbox.local.buf.pop_front()
+        let msg = self.mailbox.local.buf.pop_front()?;
+        self.mailbox.shared.handed_out();
+        Some(msg)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -845,7 +1170,7 @@ impl<T> Drop for Drain<'_, T> {
             return;
         }
         let mailbox = &mut *self.mailbox;
-        leftovers_with(&mut mailbox.local, &mailbox.notifier);
+        leftovers_with(&mailbox.shared, &mut mailbox.local, &mailbox.notifier);
     }
 }
 
@@ -937,10 +1262,170 @@ impl<T> Sender<T> {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn send(&self, msg: T) -> Result<(), SendError<T>> {
+        self.send_until(msg, None)
+            .map_err(|e| SendError(e.into_inner()))
+    }
+
+    /// Queues `msg` if there is room now: on a bounded mailbox that is full,
+    /// `Err(TrySendError::Full(msg))` at once; on an unbounded one it is
+    /// never `Full`.
+    ///
+    /// # Errors
+    ///
+    /// [`TrySendError::Full`] as above, [`TrySendError::Disconnected`] if the
+    /// `Mailbox` is gone (or this is a forked child); both give the message
+    /// back.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use wakefd::{Mailbox, TrySendError};
+    ///
+    /// let mut mailbox = Mailbox::bounded(1)?;
+    /// let sender = mailbox.sender();
+    /// assert_eq!(sender.try_send('a'), Ok(()));
+    /// assert_eq!(sender.try_send('b'), Err(TrySendError::Full('b')));
+    /// assert_eq!(mailbox.try_recv(), Ok('a')); // the loop makes room
+    /// assert_eq!(sender.try_send('b'), Ok(()));
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn try_send(&self, msg: T) -> Result<(), TrySendError<T>> {
         if self.waker.inherited() {
-            return Err(SendError(msg));
+            return Err(TrySendError::Disconnected(msg));
         }
+        let Some(capacity) = &self.shared.capacity else {
+            return self.push(msg).map_err(Into::into);
+        };
+        match capacity.try_reserve() {
+            Ok(()) => self.push_reserved(capacity, msg).map_err(Into::into),
+            Err(Refused::Full) => Err(TrySendError::Full(msg)),
+            Err(Refused::Closed) => Err(TrySendError::Disconnected(msg)),
+        }
+    }
+
+    /// Queues `msg`, waiting at most `timeout` for room in a bounded
+    /// mailbox (`Duration::MAX`: no limit, like [`send`](Sender::send)).
+    ///
+    /// # Errors
+    ///
+    /// [`SendTimeoutError::Timeout`] if it stayed full,
+    /// [`SendTimeoutError::Disconnected`] if the `Mailbox` is gone (or this
+    /// is a forked child); both give the message back.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use wakefd::{Mailbox, SendTimeoutError};
+    ///
+    /// let mailbox = Mailbox::bounded(1)?;
+    /// let sender = mailbox.sender();
+    /// sender.send_timeout(1, Duration::MAX).unwrap();
+    /// let full = sender.send_timeout(2, Duration::from_millis(5));
+    /// assert_eq!(full, Err(SendTimeoutError::Timeout(2)));
+    /// drop(mailbox);
+    /// let gone = sender.send_timeout(3, Duration::from_millis(5));
+    /// assert_eq!(gone, Err(SendTimeoutError::Disconnected(3)));
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn send_timeout(&self, msg: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
+        self.send_until(msg, sys::deadline(Some(timeout)))
+    }
+
+    /// Whether the [`Mailbox`] is gone (or this is a forked child, to which
+    /// it does not belong): a worker can stop without trying a send.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mailbox = wakefd::Mailbox::<u8>::new()?;
+    /// let sender = mailbox.sender();
+    /// assert!(!sender.is_closed());
+    /// drop(mailbox);
+    /// assert!(sender.is_closed());
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.waker.inherited() || self.shared.closed.load(Acquire)
+    }
+
+    /// The same count as [`Mailbox::len`]: messages sent and not yet
+    /// handed to the loop's code.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mailbox = wakefd::Mailbox::new()?;
+    /// let sender = mailbox.sender();
+    /// sender.send(()).unwrap();
+    /// assert_eq!(sender.len(), 1);
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn len(&self) -> usize {
+        if self.is_closed() {
+            return 0;
+        }
+        self.shared.len()
+    }
+
+    /// Whether [`len`](Sender::len) is 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mailbox = wakefd::Mailbox::<u8>::new()?;
+    /// assert!(mailbox.sender().is_empty());
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The capacity of a bounded mailbox, as [`Mailbox::capacity`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mailbox = wakefd::Mailbox::<u8>::bounded(3)?;
+    /// assert_eq!(mailbox.sender().capacity(), Some(3));
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn capacity(&self) -> Option<usize> {
+        self.shared.capacity.as_ref().map(Capacity::cap)
+    }
+
+    /// `send` with a deadline (`None`: none).
+    fn send_until(&self, msg: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
+        if self.waker.inherited() {
+            return Err(SendTimeoutError::Disconnected(msg));
+        }
+        let Some(capacity) = &self.shared.capacity else {
+            return self.push(msg).map_err(Into::into);
+        };
+        loop {
+            match capacity.try_reserve() {
+                Ok(()) => return self.push_reserved(capacity, msg).map_err(Into::into),
+                Err(Refused::Closed) => return Err(SendTimeoutError::Disconnected(msg)),
+                Err(Refused::Full) => {
+                    if !capacity.wait(deadline) {
+                        return Err(SendTimeoutError::Timeout(msg));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Queues a message that has its place (or needs none) and wakes.
+    fn push(&self, msg: T) -> Result<(), SendError<T>> {
         send_with(&self.shared, &self.lane, msg, || self.waker.notify())
+    }
+
+    /// `push` in a bounded mailbox, giving the place back if it fails.
+    fn push_reserved(&self, capacity: &Capacity, msg: T) -> Result<(), SendError<T>> {
+        self.push(msg).map_err(|e| {
+            capacity.unreserve();
+            e
+        })
     }
 }
 
@@ -994,12 +1479,7 @@ impl<T> Drop for Sender<T> {
         if !self.waker.inherited() {
             self.shared.queue.leave(&self.lane);
         }
-        // AcqRel: the loop's Acquire load of 0 sees every send made before.
-        if self.shared.senders.fetch_sub(1, AcqRel) == 1 {
-            // The last one: wake the loop so that it learns of it. Errors
-            // (the Mailbox is gone, a failed write) change nothing for it.
-            let _ = self.waker.notify();
-        }
+        disconnect_with(&self.shared, || self.waker.notify());
     }
 }
 
@@ -1008,77 +1488,6 @@ impl<T> fmt::Debug for Sender<T> {
         f.debug_struct("Sender").finish_non_exhaustive()
     }
 }
-
-/// The error of [`Sender::send`] once the [`Mailbox`] is gone: it gives the
-/// message back in its public field.
-///
-/// # Examples
-///
-/// ```
-/// let mailbox = wakefd::Mailbox::new()?;
-/// let sender = mailbox.sender();
-/// drop(mailbox);
-/// let err = sender.send(String::from("late")).unwrap_err();
-/// assert_eq!(err.into_inner(), "late");
-/// # std::io::Result::Ok(())
-/// ```
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct SendError<T>(pub T);
-
-impl<T> SendError<T> {
-    /// The message that could not be sent.
-    pub fn into_inner(self) -> T {
-        self.0
-    }
-}
-
-impl<T> fmt::Debug for SendError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SendError(..)")
-    }
-}
-
-impl<T> fmt::Display for SendError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("sending on a closed mailbox")
-    }
-}
-
-impl<T> Error for SendError<T> {}
-
-/// The error of [`Mailbox::try_recv`] when there is no message.
-///
-/// # Examples
-///
-/// ```
-/// use wakefd::{Mailbox, TryRecvError};
-///
-/// let mut mailbox = Mailbox::<u32>::new()?;
-/// let sender = mailbox.sender();
-/// assert_eq!(mailbox.try_recv(), Err(TryRecvError::Empty));
-/// drop(sender);
-/// assert_eq!(mailbox.try_recv(), Err(TryRecvError::Disconnected));
-/// assert_eq!(TryRecvError::Empty.to_string(), "receiving on an empty mailbox");
-/// # std::io::Result::Ok(())
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TryRecvError {
-    /// Nothing is queued now.
-    Empty,
-    /// Nothing is queued and every [`Sender`] is gone.
-    Disconnected,
-}
-
-impl fmt::Display for TryRecvError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            TryRecvError::Empty => "receiving on an empty mailbox",
-            TryRecvError::Disconnected => "receiving on an empty and disconnected mailbox",
-        })
-    }
-}
-
-impl Error for TryRecvError {}
 
 #[cfg(all(test, wakefd_loom))]
 mod loom_tests;

@@ -6,7 +6,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 #[cfg(windows)]
 use std::os::windows::io::{AsRawSocket, AsSocket, BorrowedSocket, RawSocket};
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,6 +26,45 @@ struct Inner {
     sys: Sys,
     /// The process generation the notifier was made in (see `fork.rs`).
     generation: usize,
+    /// The [`Awake`] guards alive: while there is one, the loop stays
+    /// announced awake between its blocking calls.
+    guards: AtomicUsize,
+    /// The loop has announced that it is awake (the `AWAKE` bit is ours).
+    /// Loop-local: atomics only because the loop's calls take `&self`.
+    awake: AtomicBool,
+    /// A wake may have been written since the last read. Always true for a
+    /// loop that announces nothing; a sleep-aware loop clears it when it
+    /// reads while awake (no write happens while it is awake) and sets it
+    /// when it announces sleep.
+    maybe_written: AtomicBool,
+}
+
+impl Inner {
+    fn announce_sleep(&self) -> bool {
+        self.maybe_written.store(true, Relaxed);
+        self.awake.store(false, Relaxed);
+        self.state.announce_sleep()
+    }
+
+    fn announce_awake(&self) {
+        self.awake.store(true, Relaxed);
+        self.state.announce_awake();
+    }
+
+    /// Back to the plain behaviour, for a loop that is announced awake and
+    /// may block without announcing sleep next: clears `AWAKE`, and if a
+    /// wake is pending and `flush`, writes it, so that any watcher of the fd
+    /// sees it (it may have been absorbed, with nothing written).
+    fn leave_awake(&self, flush: bool) {
+        if !self.awake.swap(false, Relaxed) {
+            return;
+        }
+        self.maybe_written.store(true, Relaxed);
+        if self.state.leave_awake() && flush {
+            // A failure sets FAILED: the next notify writes again.
+            let _ = self.state.write_absorbed(&self.sys);
+        }
+    }
 }
 
 /// How often a spinning `poll` looks for I/O with a zero-timeout poll.
@@ -64,6 +103,14 @@ const PEEK_EVERY: Duration = Duration::from_micros(50);
 /// `BrokenPipe`. Deregister it from a `Poll` that outlives it first: the fd
 /// stays open until the last `Waker` is dropped too.
 ///
+/// # I/O safety
+///
+/// The fd that `as_fd` returns (on Windows the socket of `as_socket`) is
+/// the same, and open, from creation until the `Notifier` is dropped: a reactor may keep it
+/// registered for that long (tokio's `AsyncFd`, async-io's `Async`,
+/// `polling`, calloop's `Generic` rely on exactly that). The same holds for
+/// a [`Mailbox`](crate::Mailbox) and a [`KeyedNotifier`](crate::KeyedNotifier).
+///
 /// # Examples
 ///
 /// ```
@@ -94,16 +141,11 @@ pub struct Notifier {
     skip_read: bool,
     /// The token it is registered with in mio, if it is.
     token: Option<Token>,
-    /// How long `poll` and `wait` spin before they block.
+    /// How long `poll` and `wait` spin before they block, as set.
     spin: Duration,
-    /// The loop has announced that it is awake (the `AWAKE` bit is ours).
-    /// Loop-local: atomics only because `drain` takes `&self`.
-    awake: AtomicBool,
-    /// A wake may have been written since the last read. Always true for a
-    /// loop that announces nothing; a sleep-aware loop clears it when it
-    /// reads while awake (no write happens while it is awake) and sets it
-    /// when it announces sleep.
-    maybe_written: AtomicBool,
+    /// The budget they really spin: zero with a single CPU, where the
+    /// spinning thread would only take time from the one that wakes it.
+    spin_effective: Duration,
 }
 
 impl Notifier {
@@ -151,13 +193,15 @@ impl Notifier {
                 state: State::new(),
                 sys,
                 generation,
+                guards: AtomicUsize::new(0),
+                awake: AtomicBool::new(false),
+                maybe_written: AtomicBool::new(true),
             }),
             backend,
             skip_read: false,
             token: None,
             spin: Duration::ZERO,
-            awake: AtomicBool::new(false),
-            maybe_written: AtomicBool::new(true),
+            spin_effective: Duration::ZERO,
         })
     }
 
@@ -242,15 +286,15 @@ impl Notifier {
     /// Re-arms: reads the fd if `read` and a wake may have been written, then
     /// clears the pending bit. `Ok(true)` if a wake was pending.
     pub(crate) fn rearm(&self, read: bool) -> io::Result<bool> {
-        let read = read && self.maybe_written.load(Relaxed);
+        let read = read && self.inner.maybe_written.load(Relaxed);
         let woken = self.inner.state.drain(&self.inner.sys, read);
-        if read && self.awake.load(Relaxed) {
+        if read && self.inner.awake.load(Relaxed) {
             // While the loop is awake no wake is written, so until it next
             // announces sleep the fd holds nothing new (a byte from a sender
             // that decided to write before the announcement of wake-up and is
             // still writing is a stray: it makes the fd readable, and the loop
             // reads it after its next announcement of sleep).
-            self.maybe_written.store(false, Relaxed);
+            self.inner.maybe_written.store(false, Relaxed);
         }
         woken
     }
@@ -307,7 +351,7 @@ impl Notifier {
         self.check_fork()?;
         let deadline = sys::deadline(timeout);
         loop {
-            if !self.block_once(deadline, || false)? {
+            if !self.block_once(deadline, || false, false)? {
                 return Ok(false);
             }
             // poll(2) is level-triggered, so the fd must really be read here
@@ -327,11 +371,13 @@ impl Notifier {
     /// Blocks in `poll(2)` until the fd is readable, a wake is pending (for a
     /// sleep-aware loop, which spins first if it has a budget), `ready()`, or
     /// the deadline. `Ok(false)` only if the deadline passed with none of
-    /// the others.
+    /// the others. `flush`: the caller does not drain next, so a wake
+    /// absorbed while spinning is written on the way out (see `leave`).
     pub(crate) fn block_once(
         &self,
         deadline: Option<Instant>,
         ready: impl Fn() -> bool,
+        flush: bool,
     ) -> io::Result<bool> {
         if !self.is_sleep_aware() {
             // A wake absorbed while the loop was announced awake (and then
@@ -348,25 +394,29 @@ impl Notifier {
                 readable = self.inner.sys.poll_readable(sys::deadline(timeout))?;
                 Ok(())
             },
+            flush,
         )?;
         Ok(readable || self.is_pending() || ready())
     }
 
-    /// A loop that uses the sleep announcements (or spins).
+    /// A loop that holds an [`Awake`] guard, or spins.
     fn is_sleep_aware(&self) -> bool {
-        self.awake.load(Relaxed) || !self.spin.is_zero()
+        self.inner.guards.load(Relaxed) != 0 || !self.spin_effective.is_zero()
     }
 
     /// Announces that the loop is about to block: from now on a `notify`
     /// writes a wake to the fd. Returns `false` if a wake is pending already:
-    /// then don't block (poll with a zero timeout), since no write will come
+    /// then don't block (poll with a zero timeout), since no write may come
     /// for it.
     ///
-    /// Call it right before the blocking call of a reactor of your own, and
-    /// [`announce_awake`](Notifier::announce_awake) right after it returns.
-    /// (With mio, [`poll`](Notifier::poll) does both.) Then call
+    /// Call it right before the blocking call of a reactor of your own, then
+    /// [`Awake::announce_awake`] right after it returns, and
     /// [`drain`](Notifier::drain) when the fd was readable *or* a wake was
-    /// pending, before you look at the work.
+    /// pending, before you look at the work. (With mio,
+    /// [`poll`](Notifier::poll) does all of that.) **The rule:** while an
+    /// [`Awake`] guard lives, announce sleep before every blocking call;
+    /// without one, the loop behaves as a plain one and needs no
+    /// announcement.
     ///
     /// # Examples
     ///
@@ -379,63 +429,75 @@ impl Notifier {
     /// let waker = notifier.waker();
     /// let mut reactor = mio::Poll::new()?;
     /// let mut events = mio::Events::with_capacity(8);
-    /// notifier.announce_awake(); // the loop is running
+    /// let awake = notifier.announce_awake(); // the loop is running
     /// waker.notify()?; // no system call: the loop is awake
     ///
-    /// let timeout = if notifier.announce_sleep() { Duration::from_secs(10) } else { Duration::ZERO };
+    /// let timeout = if awake.announce_sleep() { Duration::from_secs(10) } else { Duration::ZERO };
     /// assert_eq!(timeout, Duration::ZERO); // a wake is pending: don't block
     /// reactor.poll(&mut events, Some(timeout))?;
-    /// notifier.announce_awake();
+    /// awake.announce_awake();
     /// assert!(notifier.drain()?);
     /// assert_eq!(notifier.stats().wakes_written, 0);
     /// # std::io::Result::Ok(())
     /// ```
+    #[must_use = "`false` means a wake is pending: the loop must not block"]
     pub fn announce_sleep(&self) -> bool {
-        self.maybe_written.store(true, Relaxed);
-        self.awake.store(false, Relaxed);
-        self.inner.state.announce_sleep()
+        self.inner.announce_sleep()
     }
 
-    /// Announces that the loop is awake: until its next
-    /// [`announce_sleep`](Notifier::announce_sleep), a `notify` makes no
-    /// system call. Call it right after the blocking call returns, whatever
-    /// it returned (an error or `EINTR` too). See also
-    /// [`announce_sleep`](Notifier::announce_sleep).
+    /// Announces that the loop is awake, for as long as the returned
+    /// [`Awake`] guard lives: until the loop next announces sleep, a
+    /// `notify` makes no system call, and so it is between the blocking
+    /// calls of [`poll`](Notifier::poll) and [`wait`](Notifier::wait).
+    ///
+    /// **The rule:** while the guard lives, block only through `poll` /
+    /// `wait`, or after [`Awake::announce_sleep`]. Dropping the guard ends
+    /// the awake state and writes any wake it absorbed, so that code which
+    /// then blocks the plain way (a shutdown path, a helper) sees it.
     ///
     /// # Examples
     ///
     /// ```
     /// let notifier = wakefd::Notifier::new()?;
     /// let waker = notifier.waker();
-    /// notifier.announce_awake();
+    /// let awake = notifier.announce_awake();
     /// waker.notify()?; // no system call
     /// assert!(notifier.drain()?); // the wake is seen all the same
     /// assert_eq!(notifier.stats().wakes_written, 0);
+    ///
+    /// waker.notify()?; // absorbed too
+    /// drop(awake); // writes it: a plain watcher of the fd sees it
+    /// assert_eq!(notifier.stats().wakes_written, 1);
+    /// assert!(notifier.wait(Some(std::time::Duration::ZERO))?);
     /// # std::io::Result::Ok(())
     /// ```
-    pub fn announce_awake(&self) {
-        self.awake.store(true, Relaxed);
-        self.inner.state.announce_awake();
+    pub fn announce_awake(&self) -> Awake {
+        self.inner.guards.fetch_add(1, Relaxed);
+        self.inner.announce_awake();
+        Awake {
+            inner: Arc::clone(&self.inner),
+        }
     }
 
     /// The sleep-aware `mio` loop in one call: announces sleep, calls
     /// `poll.poll(events, timeout)` (with a zero timeout if a wake is
     /// pending; after the spin budget, if one is set), announces that the
-    /// loop is awake, and drains this notifier. `Ok(true)` if a wake was
-    /// pending, and the work the wakers left is visible now.
+    /// loop is awake if an [`Awake`] guard lives, and drains this notifier.
+    /// `Ok(true)` if a wake was pending, and the work the wakers left is
+    /// visible now.
     ///
     /// `events` holds the other sources' events as after `Poll::poll`. The
     /// notifier's own event, if there is one, needs no other handling (a
-    /// `drain` on it returns `false`). While the loop runs between two calls
-    /// of `poll`, wakes make no system call; call nothing else that blocks
-    /// on the same thread in between, or announce it with
-    /// [`announce_sleep`](Notifier::announce_sleep).
+    /// `drain` on it returns `false`). **The rule:** with an [`Awake`] guard
+    /// alive ([`announce_awake`](Notifier::announce_awake)), wakes that come
+    /// while the loop runs between two calls make no system call, so block
+    /// only through this call while it lives; without one, the loop is
+    /// plain once this returns, and a plain `Poll::poll` next is fine.
     ///
     /// # Errors
     ///
-    /// The error of `Poll::poll` or of the drain; the loop is announced awake
-    /// in every case. `EINTR` is not an error: the call returns with no
-    /// events, as on a timeout.
+    /// The error of `Poll::poll` or of the drain. `EINTR` is not an error:
+    /// the call returns with no events, as on a timeout.
     ///
     /// # Examples
     ///
@@ -450,11 +512,13 @@ impl Notifier {
     /// let waker = notifier.waker();
     ///
     /// let mut events = Events::with_capacity(64);
+    /// let awake = notifier.announce_awake(); // sleep-aware from here on
     /// assert!(!notifier.poll(&mut poll, &mut events, Some(Duration::ZERO))?);
     /// waker.notify()?; // the loop is awake: no system call
     /// assert!(notifier.poll(&mut poll, &mut events, Some(Duration::from_secs(10)))?);
     /// assert_eq!(notifier.stats().wakes_written, 0);
     /// assert_eq!(notifier.stats().wakes_absorbed, 1);
+    /// drop(awake); // plain again
     /// # std::io::Result::Ok(())
     /// ```
     pub fn poll(
@@ -464,18 +528,19 @@ impl Notifier {
         timeout: Option<Duration>,
     ) -> io::Result<bool> {
         self.check_fork()?;
-        self.poll_events(poll, events, timeout, || false)?;
+        self.poll_events(poll, events, timeout, || false, false)?;
         self.rearm(!self.skip_read)
     }
 
     /// The sleep cycle of `poll` without the drain; `ready()` true means
-    /// there is work already (don't block).
+    /// there is work already (don't block). `flush` as in `block_once`.
     pub(crate) fn poll_events(
         &self,
         poll: &mut Poll,
         events: &mut Events,
         timeout: Option<Duration>,
         ready: impl Fn() -> bool,
+        flush: bool,
     ) -> io::Result<()> {
         events.clear();
         let poll = std::cell::RefCell::new((poll, events));
@@ -491,6 +556,7 @@ impl Notifier {
                 let (poll, events) = &mut *poll.borrow_mut();
                 poll.poll(events, timeout)
             },
+            flush,
         );
         let (_, events) = poll.into_inner();
         // EINTR: return with no events, as a timeout would; the loop goes
@@ -509,44 +575,57 @@ impl Notifier {
             // I/O while spinning, which announced no sleep); without one,
             // there is nothing to read yet.
             let ours = events.iter().any(|e| e.token() == token);
-            self.maybe_written.store(ours, Relaxed);
+            if self.inner.awake.load(Relaxed) {
+                self.inner.maybe_written.store(ours, Relaxed);
+            }
         }
         result
     }
 
     /// One sleep-aware wait: spins (with a budget), announces sleep, blocks
-    /// unless a wake is pending or `ready()`, announces the loop awake.
-    /// `block(timeout)` is the blocking call (`None`: no limit); `peek()`
-    /// looks for I/O without blocking while spinning, `true` if there is.
+    /// unless a wake is pending or `ready()`, and announces the loop awake
+    /// again if an [`Awake`] guard lives (otherwise the loop leaves it plain,
+    /// writing a wake absorbed while it spun if `flush`). `block(timeout)` is
+    /// the blocking call (`None`: no limit); `peek()` looks for I/O without
+    /// blocking while spinning, `true` if there is.
     fn sleep_cycle(
         &self,
         deadline: Option<Instant>,
         ready: impl Fn() -> bool,
         mut peek: impl FnMut() -> io::Result<bool>,
         block: impl FnOnce(Option<Duration>) -> io::Result<()>,
+        flush: bool,
     ) -> io::Result<()> {
-        if !self.spin.is_zero() {
-            if !self.awake.load(Relaxed) {
-                self.announce_awake();
+        let guarded = self.inner.guards.load(Relaxed) != 0;
+        if !self.spin_effective.is_zero() {
+            if !self.inner.awake.load(Relaxed) {
+                self.inner.announce_awake();
             }
-            if self.spin_until(deadline, &ready, &mut peek)? {
-                return Ok(());
+            let found = self.spin_until(deadline, &ready, &mut peek);
+            if !matches!(found, Ok(false)) {
+                if !guarded {
+                    self.inner.leave_awake(flush);
+                }
+                return found.map(drop);
             }
         }
-        let may_block = self.announce_sleep() && !ready();
+        let may_block = self.inner.announce_sleep() && !ready();
         let timeout = match deadline {
             _ if !may_block => Some(Duration::ZERO),
             None => None,
             Some(d) => Some(d.saturating_duration_since(Instant::now())),
         };
         let result = block(timeout);
-        self.announce_awake();
+        if guarded {
+            self.inner.announce_awake();
+        }
         result
     }
 
     /// Spins, announced awake, until a wake is pending, `ready()`, `peek()`
     /// finds I/O (`Ok(true)` for those), or the budget or the deadline runs
-    /// out (`Ok(false)`).
+    /// out (`Ok(false)`). A budget too large for the clock spins until one
+    /// of the others.
     fn spin_until(
         &self,
         deadline: Option<Instant>,
@@ -554,10 +633,11 @@ impl Notifier {
         peek: &mut impl FnMut() -> io::Result<bool>,
     ) -> io::Result<bool> {
         let start = Instant::now();
-        let mut end = start + self.spin;
-        if let Some(deadline) = deadline {
-            end = end.min(deadline);
-        }
+        let end = match (start.checked_add(self.spin_effective), deadline) {
+            (Some(budget), Some(deadline)) => Some(budget.min(deadline)),
+            (budget, None) => budget,
+            (None, deadline) => deadline,
+        };
         let mut next_peek = start + PEEK_EVERY;
         let mut spins = 0u32;
         loop {
@@ -569,7 +649,7 @@ impl Notifier {
             // every 64 spins.
             if spins % 64 == 0 {
                 let now = Instant::now();
-                if now >= end {
+                if end.is_some_and(|end| now >= end) {
                     return Ok(false);
                 }
                 if now >= next_peek {
@@ -598,9 +678,15 @@ impl Notifier {
     /// Through mio, `poll` also looks for I/O with a zero-timeout poll every
     /// 50 µs while it spins, so sockets are not starved.
     ///
-    /// Setting a budget makes the loop sleep-aware: after `poll` or `wait`
-    /// returns it stays announced awake (see
-    /// [`announce_sleep`](Notifier::announce_sleep)).
+    /// While it spins the loop is announced awake; after `poll` or `wait`
+    /// returns it stays so only if an [`Awake`] guard lives (see
+    /// [`announce_awake`](Notifier::announce_awake)). Any budget is valid,
+    /// `Duration::MAX` included (spin until woken or the call's timeout).
+    ///
+    /// On a machine with a single CPU
+    /// ([`std::thread::available_parallelism`] is 1) the budget is kept but
+    /// not spent: the spinning thread would only take the CPU from the one
+    /// that is to wake it, so `poll` and `wait` block at once.
     ///
     /// # Examples
     ///
@@ -616,7 +702,9 @@ impl Notifier {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn set_spin(&mut self, budget: Duration) {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         self.spin = budget;
+        self.spin_effective = if cpus > 1 { budget } else { Duration::ZERO };
     }
 
     /// The spin budget set with [`set_spin`](Notifier::set_spin) (zero, the
@@ -685,6 +773,97 @@ impl Notifier {
     }
 }
 
+/// The loop's awake state, from [`Notifier::announce_awake`] (or the
+/// Mailbox's and KeyedNotifier's): while it lives, a `notify` that finds
+/// the loop awake makes no system call, and the loop must announce sleep
+/// before it blocks (`poll` and `wait` do). Dropping it makes the loop
+/// plain again and writes any wake it absorbed, so that a plain blocking
+/// call next sees it.
+///
+/// It holds the notifier's shared state, not a borrow, so a Mailbox loop
+/// can hold it across `&mut` calls; several guards count as one.
+///
+/// # Examples
+///
+/// A custom reactor's loop (here a `mio::Poll` it blocks in itself) with
+/// sleep announcements:
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let notifier = wakefd::Notifier::new()?;
+/// let waker = notifier.waker();
+/// let mut reactor = mio::Poll::new()?;
+/// let mut events = mio::Events::with_capacity(8);
+/// let awake = notifier.announce_awake();
+/// for round in 0..3 {
+///     waker.notify()?; // the loop is awake: absorbed, no system call
+///     let timeout = if awake.announce_sleep() { Duration::from_secs(10) } else { Duration::ZERO };
+///     reactor.poll(&mut events, Some(timeout))?;
+///     awake.announce_awake();
+///     assert!(notifier.drain()?, "round {round}");
+/// }
+/// assert_eq!(notifier.stats().wakes_written, 0);
+/// # std::io::Result::Ok(())
+/// ```
+#[must_use = "the loop is awake only while the guard lives; dropped at once, it has no effect"]
+pub struct Awake {
+    inner: Arc<Inner>,
+}
+
+impl Awake {
+    /// As [`Notifier::announce_sleep`]: `false` means a wake is pending,
+    /// and the loop must not block.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let notifier = wakefd::Notifier::new()?;
+    /// let awake = notifier.announce_awake();
+    /// assert!(awake.announce_sleep()); // nothing pending: may block
+    /// awake.announce_awake();
+    /// # std::io::Result::Ok(())
+    /// ```
+    #[must_use = "`false` means a wake is pending: the loop must not block"]
+    pub fn announce_sleep(&self) -> bool {
+        self.inner.announce_sleep()
+    }
+
+    /// Announces that the loop is awake again, after its blocking call
+    /// returned (whatever it returned: an error or `EINTR` too).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let notifier = wakefd::Notifier::new()?;
+    /// let awake = notifier.announce_awake();
+    /// let _ = awake.announce_sleep();
+    /// awake.announce_awake();
+    /// notifier.waker().notify()?;
+    /// assert_eq!(notifier.stats().wakes_absorbed, 1);
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn announce_awake(&self) {
+        self.inner.announce_awake();
+    }
+}
+
+impl Drop for Awake {
+    fn drop(&mut self) {
+        if self.inner.guards.fetch_sub(1, Relaxed) == 1 {
+            self.inner.leave_awake(true);
+        }
+    }
+}
+
+impl fmt::Debug for Awake {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Awake")
+            .field("fd", &self.inner.sys.raw())
+            .finish()
+    }
+}
+
 /// Counts of what a [`Notifier`] (or [`Mailbox`](crate::Mailbox)) did, from
 /// [`Notifier::stats`]. They are kept on the slow paths only (a wake that
 /// writes or is absorbed, a drain, an announcement), so a coalesced `notify`
@@ -700,7 +879,7 @@ impl Notifier {
 /// let waker = notifier.waker();
 /// waker.notify()?;
 /// notifier.drain()?;
-/// notifier.announce_awake(); // from here on, wakes are absorbed
+/// let _awake = notifier.announce_awake(); // from here on, wakes are absorbed
 /// waker.notify()?;
 /// notifier.drain()?;
 /// let wakefd::Stats { wakes_written, wakes_absorbed, drains_woken, .. } = notifier.stats();
@@ -744,9 +923,7 @@ impl fmt::Debug for Notifier {
 
 #[cfg(unix)]
 impl AsFd for Notifier {
-    /// The fd to watch for readability. It is the same fd, open, from
-    /// creation until the `Notifier` is dropped (what tokio's `AsyncFd` and
-    /// async-io rely on).
+    /// The fd to watch for readability (see "I/O safety" above).
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.inner.sys.fd()
     }
@@ -762,8 +939,7 @@ impl AsRawFd for Notifier {
 
 #[cfg(windows)]
 impl AsSocket for Notifier {
-    /// The socket to watch for readability. It is the same socket, open,
-    /// from creation until the `Notifier` is dropped.
+    /// The socket to watch for readability (see "I/O safety" above).
     fn as_socket(&self) -> BorrowedSocket<'_> {
         self.inner.sys.fd()
     }
@@ -821,7 +997,7 @@ impl mio::event::Source for Notifier {
         self.skip_read = false;
         self.token = None;
         // Wakes may have been left unread while mio watched the fd.
-        self.maybe_written.store(true, Relaxed);
+        self.inner.maybe_written.store(true, Relaxed);
         Ok(())
     }
 }

@@ -191,7 +191,7 @@ impl State {
                 // FAILED that another sender set after a drain in between,
                 // and that sender's retry would then coalesce into a wake
                 // that was never written (the loom model
-                // `review_late_failed_clear_swallows_a_later_notify`).
+                // `a_failed_write_racing_a_drain_swallows_no_later_notify`).
                 bump(&self.counters.wakes_written);
                 Ok(Notified::Written)
             }
@@ -253,6 +253,33 @@ impl State {
     /// loop looks at `PENDING` before it next blocks.
     pub(crate) fn announce_awake(&self) {
         self.word.fetch_or(AWAKE, AcqRel);
+    }
+
+    /// The loop leaves the awake state without announcing sleep (it may
+    /// block the plain way next). Returns whether a wake is pending, which
+    /// may have been absorbed with nothing written.
+    pub(crate) fn leave_awake(&self) -> bool {
+        // As `announce_sleep`: whichever of this and a sender's fetch_or
+        // comes second sees the other.
+        self.word.fetch_and(!AWAKE, AcqRel) & PENDING != 0
+    }
+
+    /// Writes the wake that a pending, possibly absorbed, notify stands for,
+    /// so that a plain watcher of the fd sees it (an extra byte, if it was
+    /// written already, is a stray: one spurious event). A failed write sets
+    /// `FAILED`, as in `notify`.
+    pub(crate) fn write_absorbed(&self, fd: &impl Signal) -> io::Result<()> {
+        match fd.write_wake() {
+            Ok(()) => {
+                bump(&self.counters.wakes_written);
+                Ok(())
+            }
+            Err(err) => {
+                bump(&self.counters.write_errors);
+                self.word.fetch_or(FAILED, AcqRel);
+                Err(err)
+            }
+        }
     }
 
     /// Whether a wake is due, for a loop that spins. Acquire, so that a loop

@@ -8,7 +8,7 @@ mod util;
 
 use mio::{Events, Interest, Poll, Token};
 use util::{expect_no_wake, expect_wake, readable_within, TIMEOUT};
-use wakefd::{Backend, Mailbox, Notifier};
+use wakefd::{Backend, Mailbox, Notifier, TryRecvError};
 
 const NOTIFIER: Token = Token(0);
 const MAILBOX: Token = Token(1);
@@ -90,4 +90,111 @@ fn a_failed_wake_for_leftovers_is_retried_by_a_send() {
     sender.send(3).unwrap(); // finds the queue empty: wakes
     assert!(readable_within(&mailbox, TIMEOUT));
     assert_eq!(mailbox.drain().collect::<Vec<_>>(), [2, 3]);
+}
+
+/// How the loop watches the fd in a failed-write test.
+#[derive(Debug, Clone, Copy)]
+enum Watch {
+    /// Registered with mio (edge-triggered).
+    Mio,
+    /// A level-triggered poll(2) of the raw fd.
+    Level,
+}
+
+/// A mailbox on `backend`, watched as `watch`; `ready` waits for a
+/// readiness event (up to `TIMEOUT`), `quiet` asserts none comes.
+struct Watched {
+    mailbox: Mailbox<u32>,
+    poll: Poll,
+    events: Events,
+    watch: Watch,
+}
+
+impl Watched {
+    fn new(backend: Backend, watch: Watch) -> Watched {
+        let mut mailbox = Mailbox::with_backend(backend).unwrap();
+        let poll = Poll::new().unwrap();
+        if let Watch::Mio = watch {
+            poll.registry()
+                .register(&mut mailbox, MAILBOX, Interest::READABLE)
+                .unwrap();
+        }
+        Watched {
+            mailbox,
+            poll,
+            events: Events::with_capacity(8),
+            watch,
+        }
+    }
+
+    fn ready(&mut self) {
+        match self.watch {
+            Watch::Mio => expect_wake(&mut self.poll, &mut self.events, MAILBOX),
+            Watch::Level => assert!(
+                readable_within(&self.mailbox, TIMEOUT),
+                "not readable within {TIMEOUT:?}"
+            ),
+        }
+    }
+}
+
+const WATCHES: [Watch; 2] = [Watch::Mio, Watch::Level];
+
+/// The last Sender's drop wakes the loop even when its first write fails:
+/// the loop learns of the disconnection.
+#[test]
+fn a_failed_disconnect_wake_is_retried() {
+    for_each_backend!(|backend| {
+        for watch in WATCHES {
+            eprintln!("-- {watch:?}");
+            let mut w = Watched::new(backend, watch);
+            let sender = w.mailbox.sender();
+            w.mailbox.fail_next_writes(1);
+            drop(sender);
+            w.ready();
+            assert_eq!(w.mailbox.try_recv(), Err(TryRecvError::Disconnected));
+            assert_eq!(w.mailbox.stats().write_errors, 1);
+        }
+    });
+}
+
+/// The loop's own wake for the messages a `try_recv` leaves behind is
+/// retried when its write fails: the next event comes without any send.
+#[test]
+fn a_failed_leftovers_wake_is_retried_by_the_loop() {
+    for_each_backend!(|backend| {
+        for watch in WATCHES {
+            eprintln!("-- {watch:?}");
+            let mut w = Watched::new(backend, watch);
+            let sender = w.mailbox.sender();
+            sender.send(1).unwrap();
+            sender.send(2).unwrap();
+            w.ready();
+            w.mailbox.fail_next_writes(1);
+            assert_eq!(w.mailbox.try_recv(), Ok(1)); // its wake for `2` fails once
+            w.ready();
+            assert_eq!(w.mailbox.try_recv(), Ok(2));
+            assert_eq!(w.mailbox.stats().write_errors, 1);
+        }
+    });
+}
+
+/// The same for a `Drain` dropped early.
+#[test]
+fn a_failed_wake_for_a_dropped_drain_is_retried() {
+    for_each_backend!(|backend| {
+        for watch in WATCHES {
+            eprintln!("-- {watch:?}");
+            let mut w = Watched::new(backend, watch);
+            let sender = w.mailbox.sender();
+            for i in 0..3 {
+                sender.send(i).unwrap();
+            }
+            w.ready();
+            w.mailbox.fail_next_writes(1);
+            assert_eq!(w.mailbox.drain().next(), Some(0));
+            w.ready();
+            assert_eq!(w.mailbox.drain().collect::<Vec<_>>(), [1, 2]);
+        }
+    });
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
 use util::{is_readable, TIMEOUT};
-use wakefd::{Mailbox, Notifier, Stats};
+use wakefd::{KeyedNotifier, Mailbox, Notifier, Stats};
 
 const NOTIFIER: Token = Token(0);
 
@@ -30,6 +30,7 @@ fn notify_to_an_awake_loop_writes_nothing() {
     for_each_backend!(|backend| {
         let (mut poll, notifier, mut events) = registered(backend);
         let waker = notifier.waker();
+        let _awake = notifier.announce_awake();
         assert!(!notifier
             .poll(&mut poll, &mut events, Some(Duration::ZERO))
             .unwrap());
@@ -136,20 +137,20 @@ fn announcements_around_a_raw_poll() {
     for_each_backend!(|backend| {
         let notifier = Notifier::with_backend(backend).unwrap();
         let waker = notifier.waker();
-        notifier.announce_awake();
+        let awake = notifier.announce_awake();
         waker.notify().unwrap(); // absorbed
         assert!(!is_readable(&notifier));
         assert!(
-            !notifier.announce_sleep(),
+            !awake.announce_sleep(),
             "a pending wake must stop the sleep"
         );
-        notifier.announce_awake();
+        awake.announce_awake();
         assert!(notifier.drain().unwrap());
         // Now asleep for real: the next wake is written.
-        assert!(notifier.announce_sleep());
+        assert!(awake.announce_sleep());
         waker.notify().unwrap();
         assert!(util::readable_within(&notifier, TIMEOUT));
-        notifier.announce_awake();
+        awake.announce_awake();
         assert!(notifier.drain().unwrap());
         assert!(!is_readable(&notifier));
         let stats = notifier.stats();
@@ -238,6 +239,7 @@ fn mailbox_poll_absorbs_sends_and_strands_nothing() {
             .unwrap();
         let mut events = Events::with_capacity(8);
         let sender = mailbox.sender();
+        let _awake = mailbox.announce_awake();
         assert!(!mailbox
             .poll(&mut poll, &mut events, Some(Duration::ZERO))
             .unwrap());
@@ -263,4 +265,132 @@ fn mailbox_poll_absorbs_sends_and_strands_nothing() {
         worker.join().unwrap();
         assert_eq!(mailbox.try_recv(), Ok(99));
     });
+}
+
+/// Misuse never loses a wake: a loop that used `Mailbox::poll` and then
+/// blocks in a plain `Poll::poll` (a shutdown path, a helper) sees the
+/// message's event, since without an `Awake` guard the loop is plain once
+/// `poll` returns.
+#[test]
+fn a_plain_poll_after_mailbox_poll_sees_the_next_send() {
+    for_each_backend!(|backend| {
+        let mut poll = Poll::new().unwrap();
+        let mut mailbox = Mailbox::with_backend(backend).unwrap();
+        poll.registry()
+            .register(&mut mailbox, NOTIFIER, Interest::READABLE)
+            .unwrap();
+        let mut events = Events::with_capacity(8);
+        let sender = mailbox.sender();
+        assert!(!mailbox
+            .poll(&mut poll, &mut events, Some(Duration::ZERO))
+            .unwrap());
+        sender.send(1).unwrap();
+        util::expect_wake(&mut poll, &mut events, NOTIFIER);
+        assert_eq!(mailbox.drain().collect::<Vec<_>>(), [1]);
+    });
+}
+
+/// The same with a spin budget: the loop spins announced awake, and is
+/// plain again when `poll` returns.
+#[test]
+fn a_plain_poll_after_a_spinning_poll_sees_the_next_notify() {
+    for_each_backend!(|backend| {
+        let (mut poll, mut notifier, mut events) = registered(backend);
+        notifier.set_spin(Duration::from_micros(200));
+        let waker = notifier.waker();
+        let notifies = thread::spawn(move || waker.notify().unwrap());
+        assert!(notifier
+            .poll(&mut poll, &mut events, Some(TIMEOUT))
+            .unwrap());
+        notifies.join().unwrap();
+        notifier.waker().notify().unwrap();
+        util::expect_wake(&mut poll, &mut events, NOTIFIER);
+        assert!(notifier.drain().unwrap());
+    });
+}
+
+/// Dropping the `Awake` guard writes a wake it absorbed, so a plain
+/// blocking call next (here a raw poll(2)) sees it; and a guard dropped at
+/// once (`notifier.announce_awake();`, which the compiler warns about)
+/// leaves the loop plain.
+#[test]
+fn dropping_the_awake_guard_makes_an_absorbed_wake_visible() {
+    for_each_backend!(|backend| {
+        let notifier = Notifier::with_backend(backend).unwrap();
+        let waker = notifier.waker();
+        let awake = notifier.announce_awake();
+        waker.notify().unwrap(); // absorbed: nothing written
+        assert!(!is_readable(&notifier));
+        drop(awake);
+        assert!(util::readable_within(&notifier, TIMEOUT));
+        assert!(notifier.drain().unwrap());
+
+        #[allow(unused_must_use)]
+        {
+            notifier.announce_awake(); // the guard goes at once
+        }
+        waker.notify().unwrap();
+        assert!(util::readable_within(&notifier, TIMEOUT));
+        assert!(notifier.drain().unwrap());
+        let stats = notifier.stats();
+        assert_eq!((stats.wakes_absorbed, stats.wakes_written), (1, 2));
+    });
+}
+
+/// A spin budget of `Duration::MAX` is valid input: `poll` and `wait`
+/// spin until woken or their timeout, and never panic.
+#[test]
+fn a_spin_budget_of_duration_max_does_not_panic() {
+    for_each_backend!(|backend| {
+        let (mut poll, mut notifier, mut events) = registered(backend);
+        notifier.set_spin(Duration::MAX);
+        assert_eq!(notifier.spin(), Duration::MAX);
+        assert!(!notifier.wait(Some(Duration::from_millis(2))).unwrap());
+        assert!(!notifier
+            .poll(&mut poll, &mut events, Some(Duration::from_millis(2)))
+            .unwrap());
+        notifier.waker().notify().unwrap();
+        assert!(notifier.wait(Some(TIMEOUT)).unwrap());
+        notifier.waker().notify().unwrap();
+        assert!(notifier
+            .poll(&mut poll, &mut events, Some(TIMEOUT))
+            .unwrap());
+    });
+}
+
+/// A wake absorbed while the loop was awake (PENDING set, nothing written)
+/// and still pending when the loop announced sleep is seen by a `wait` that
+/// follows: it returns `true` at once, not after its timeout.
+#[test]
+fn wait_sees_a_wake_absorbed_before_announce_sleep() {
+    for_each_backend!(|backend| {
+        let notifier = Notifier::with_backend(backend).unwrap();
+        let waker = notifier.waker();
+        let _awake = notifier.announce_awake();
+        waker.notify().unwrap(); // absorbed: no write
+        assert!(!notifier.announce_sleep(), "a wake is pending");
+        let start = Instant::now();
+        let woken = notifier.wait(Some(Duration::from_millis(300))).unwrap();
+        assert!(
+            woken,
+            "wait returned false after {:?} although a notify returned Ok and was never drained",
+            start.elapsed()
+        );
+    });
+}
+
+/// The same through `KeyedNotifier::wait`: it yields the key whose wake was
+/// absorbed.
+#[test]
+fn keyed_wait_sees_a_key_absorbed_before_announce_sleep() {
+    let mut notifier = KeyedNotifier::new(8).unwrap();
+    let waker = notifier.waker(3).unwrap();
+    let _awake = notifier.announce_awake();
+    waker.notify().unwrap();
+    assert!(!notifier.announce_sleep());
+    let keys: Vec<usize> = notifier
+        .wait(Some(Duration::from_millis(300)))
+        .unwrap()
+        .collect();
+    assert_eq!(keys, [3]);
 }

@@ -208,6 +208,9 @@ fn wakefd_mailbox_sleep_aware(
 ) -> io::Result<Duration> {
     let (mut ev, mut mailbox, senders) = wakefd_setup(producers, true)?;
     run_producers(senders, total, move |total| {
+        // Sleep-aware while this guard lives: sends that find the loop
+        // awake make no system call.
+        let _awake = mailbox.announce_awake();
         let mut got = 0;
         let mut deadline = Instant::now() + timeout;
         while got < total {

@@ -514,6 +514,9 @@ struct Server<'a> {
 impl Server<'_> {
     fn run(&mut self, replies: &mut Mailbox<Reply>) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
+        // Sleep-aware while the guard lives: this loop blocks only in
+        // `Mailbox::poll`, so replies that find it awake make no system call.
+        let _awake = (!self.config.plain_poll).then(|| replies.announce_awake());
         loop {
             let timeout = self
                 .accept_retry
@@ -527,8 +530,9 @@ impl Server<'_> {
                 events.iter().any(|e| e.token() == REPLIES)
             } else {
                 // Announces sleep, polls (at once if replies are waiting),
-                // announces the loop awake: until the next call, a reply
-                // makes no system call. `EINTR` comes back as no events.
+                // announces the loop awake (the guard above): until the next
+                // call, a reply makes no system call. `EINTR` comes back as
+                // no events.
                 replies.poll(&mut self.poll, &mut events, timeout)?
             };
             for event in events.iter() {

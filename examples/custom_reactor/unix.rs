@@ -274,8 +274,9 @@ fn sleep_aware_loop<R: Reactor>(mut reactor: R, backend: Backend) -> io::Result<
     reactor.add(notifier.as_raw_fd(), 1)?;
 
     // First, one turn by hand. The loop is running: notifies make no system
-    // call, they only make a wake pending.
-    notifier.announce_awake();
+    // call, they only make a wake pending. The loop is awake as long as
+    // `awake` lives.
+    let awake = notifier.announce_awake();
     let waker = notifier.waker();
     const AWAKE_NOTIFIES: u64 = 3;
     thread::spawn(move || -> io::Result<()> {
@@ -286,10 +287,10 @@ fn sleep_aware_loop<R: Reactor>(mut reactor: R, backend: Backend) -> io::Result<
     })
     .join()
     .expect("notifying thread")?;
-    let may_block = notifier.announce_sleep();
+    let may_block = awake.announce_sleep();
     assert!(!may_block, "a wake is pending: don't block");
     let ready = reactor.wait(QUIET);
-    notifier.announce_awake();
+    awake.announce_awake();
     assert!(ready?.is_empty(), "nothing was written to the fd");
     assert!(
         notifier.drain()?,
@@ -319,11 +320,11 @@ fn sleep_aware_loop<R: Reactor>(mut reactor: R, backend: Backend) -> io::Result<
     let (mut turns, mut blocked, mut awake_notifies) = (0u64, 0u64, 0u64);
     loop {
         // 1. Announce sleep; `false`: a wake is pending, don't block.
-        let may_block = notifier.announce_sleep();
+        let may_block = awake.announce_sleep();
         // 2. The blocking call.
         let ready = reactor.wait(if may_block { SOON } else { QUIET });
         // 3. Awake again, whatever the call returned.
-        notifier.announce_awake();
+        awake.announce_awake();
         let ready = ready?;
         assert!(
             !may_block || !ready.is_empty(),

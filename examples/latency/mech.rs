@@ -205,7 +205,10 @@ fn sleep_aware(backend: Backend, spin: Duration) -> io::Result<(Loop, Arc<dyn Wa
         .register(&mut notifier, TOKEN, Interest::READABLE)?;
     let notifier = Arc::new(notifier);
     let wake = NotifierWake::of(&notifier);
+    // Sleep-aware for as long as the loop (this closure) lives.
+    let awake = notifier.announce_awake();
     let wait = move |timeout: Duration| {
+        let _awake = &awake;
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());

@@ -57,11 +57,9 @@
 //!   only it touches, and follows it after each lane's take. Through `next`
 //!   it would race with the send that lists the emptied lane again and
 //!   overwrites `next`: the lanes behind it in the taken chain would be lost
-//!   (`broken_reversal_through_the_senders_link`). Loom found this in a
-//!   first draft that reversed through `next` and read each link before the
-//!   take: the take did not release then, so the consumer's reversal write
-//!   and the relisting send's write were unordered, and the older one could
-//!   win.
+//!   (`broken_reversal_through_the_senders_link`): the consumer's reversal
+//!   write and the relisting send's write would be unordered, and the older
+//!   one could win.
 //!
 //! Loom checks the listing and the take in `lanes_loom_tests.rs`. It cannot
 //! check the fence: the outcome it rules out (the consumer's read of a link
@@ -94,6 +92,10 @@ pub(crate) struct Lane<T> {
     /// The lane listed after this one, in a chain the consumer has taken:
     /// the consumer's alone.
     back: AtomicPtr<Lane<T>>,
+    /// Messages ever queued in this lane by an unbounded Mailbox's sends
+    /// (`Mailbox::len`); on the lane's own line, so senders on different
+    /// lanes still share no memory per message.
+    sent: AtomicUsize,
 }
 
 /// Every lane, the idle ones, and whether the Mailbox is gone.
@@ -120,6 +122,7 @@ impl<T> Lane<T> {
             users: AtomicUsize::new(0),
             next: AtomicPtr::new(ptr::null_mut()),
             back: AtomicPtr::new(ptr::null_mut()),
+            sent: AtomicUsize::new(0),
         })
     }
 }
@@ -197,6 +200,20 @@ impl<T> Lanes<T> {
         if lane.own && lane.users.fetch_sub(1, AcqRel) == 1 {
             self.registry().idle.push(Arc::clone(lane));
         }
+    }
+
+    /// Counts a message queued in `lane` (unbounded Mailboxes only).
+    pub(crate) fn count_sent(lane: &Lane<T>) {
+        lane.sent.fetch_add(1, Relaxed);
+    }
+
+    /// Messages ever counted by `count_sent`, over every lane (a hint: sends
+    /// may land meanwhile). Takes the registry lock.
+    pub(crate) fn sent_total(&self) -> usize {
+        self.registry()
+            .all
+            .iter()
+            .fold(0usize, |n, lane| n.wrapping_add(lane.sent.load(Relaxed)))
     }
 
     /// Whether nothing is queued (a hint for the loop: a send may land at
@@ -321,10 +338,9 @@ impl<T> Drop for Lanes<T> {
 /// A taken chain at most this long is moved out at once, so that its
 /// slots go straight back to the senders; a longer one (a backlog) is read
 /// in place, so that the loop does not copy it into a buffer that would
-/// have to grow as large (the fresh pages of that buffer cost the 4->1
-/// criterion bench a sixth of its time; reading every chain in place cost
-/// the 1->1 bench a third of its rate, see the README). One under loom, so
-/// that the models take both paths.
+/// have to grow as large (fresh pages of a large buffer cost more than the
+/// copy saves; reading short chains in place costs more than moving them).
+/// One under loom, so that the models take both paths.
 #[cfg(not(wakefd_loom))]
 const COPY_MAX: usize = 65536;
 #[cfg(wakefd_loom)]
@@ -400,8 +416,17 @@ impl<T> Taken<T> {
 
 impl<T> Drop for Taken<T> {
     fn drop(&mut self) {
-        // Messages not handed out are dropped, and their slots freed.
-        while self.pop_front().is_some() {}
+        // Messages not handed out are dropped, and their slots freed. If a
+        // message's drop panics, the guard drops the rest while the panic
+        // unwinds (a second panic aborts, as in `Vec`'s drop).
+        struct Rest<'a, T>(&'a mut Taken<T>);
+        impl<T> Drop for Rest<'_, T> {
+            fn drop(&mut self) {
+                while self.0.pop_front().is_some() {}
+            }
+        }
+        let rest = Rest(self);
+        while rest.0.pop_front().is_some() {}
     }
 }
 

@@ -19,8 +19,8 @@ use loom::sync::Arc;
 use loom::thread;
 
 use super::{
-    leftovers_with, refill_with, send_with, try_recv_with, Bell, Lane, Local, SendError, Shared,
-    TryRecvError,
+    disconnect_with, leftovers_with, refill_with, send_with, try_recv_with, Bell, Lane, Local,
+    SendError, Shared, TryRecvError,
 };
 use crate::state::{Signal, State};
 
@@ -30,10 +30,20 @@ use crate::state::{Signal, State};
 struct FakeFd {
     count: AtomicUsize,
     writes: AtomicUsize,
+    /// The next this many write attempts fail (as a socket write can with
+    /// `ENOBUFS`).
+    fails: AtomicUsize,
 }
 
 impl Signal for FakeFd {
     fn write_wake(&self) -> io::Result<()> {
+        let fail = self
+            .fails
+            .fetch_update(AcqRel, Acquire, |n| n.checked_sub(1))
+            .is_ok();
+        if fail {
+            return Err(io::Error::from_raw_os_error(105)); // ENOBUFS
+        }
         self.count.fetch_add(1, Release);
         self.writes.fetch_add(1, Release);
         Ok(())
@@ -56,8 +66,8 @@ impl Bell for FakeBell {
         self.state.drain(&self.fd, force_read).unwrap();
     }
 
-    fn ring(&self) {
-        self.state.notify(&self.fd).unwrap();
+    fn ring(&self) -> bool {
+        self.state.notify(&self.fd).is_ok()
     }
 
     fn is_pending(&self) -> bool {
@@ -94,7 +104,7 @@ fn try_recv_once(
 fn drain_one(shared: &Shared<u32>, local: &mut Local<u32>, bell: &FakeBell, got: &mut Vec<u32>) {
     refill_with(shared, local, bell);
     got.extend(local.buf.pop_front());
-    leftovers_with(local, bell);
+    leftovers_with(shared, local, bell);
 }
 
 /// Two senders send one message each (sender 0 sends `per_sender[0]`,
@@ -244,7 +254,7 @@ fn broken_try_recv_without_rearm() {
         }
         if let Some(msg) = local.buf.pop_front() {
             got.push(msg);
-            leftovers_with(local, bell);
+            leftovers_with(shared, local, bell);
         }
     }
     scenario("broken_try_recv_without_rearm", send, consume, [2, 1], 4);
@@ -329,4 +339,118 @@ fn disconnect_after_send_is_seen_after_the_message() {
             Err(TryRecvError::Disconnected)
         );
     });
+}
+
+/// A bell that makes one write attempt per ring and reports success
+/// whatever happened, so that its caller never retries (the broken
+/// variant of the failed-write models).
+struct OneShotBell<'a>(&'a FakeBell);
+
+impl Bell for OneShotBell<'_> {
+    fn rearm(&self, force_read: bool) {
+        self.0.rearm(force_read);
+    }
+
+    fn ring(&self) -> bool {
+        let _ = self.0.ring();
+        true
+    }
+
+    fn is_pending(&self) -> bool {
+        self.0.is_pending()
+    }
+}
+
+/// The loop takes one of two queued messages while a sender sends a
+/// third, and the next write attempt (the loop's ring for its leftovers,
+/// or the sender's wake) fails. When everything has settled, the messages
+/// left have an event coming.
+fn failed_leftovers_wake(one_shot: bool) {
+    loom::model(move || {
+        let shared = Arc::new(Shared::<u32>::new());
+        let bell = Arc::new(FakeBell {
+            state: State::new(),
+            fd: FakeFd::default(),
+        });
+        let lane = shared.queue.common();
+        send(&shared, &lane, 1, &bell).unwrap();
+        send(&shared, &lane, 2, &bell).unwrap();
+        // The event the loop consumes below.
+        let observed = bell.fd.writes.load(Acquire);
+        bell.fd.fails.store(1, Release);
+        let sender = {
+            let (shared, bell) = (Arc::clone(&shared), Arc::clone(&bell));
+            thread::spawn(move || send(&shared, &lane, 3, &bell).unwrap())
+        };
+        let mut local = Local::new();
+        let got = if one_shot {
+            try_recv_with(&shared, &mut local, &OneShotBell(&bell))
+        } else {
+            try_recv_with(&shared, &mut local, &*bell)
+        };
+        assert_eq!(got, Ok(1));
+        sender.join().unwrap();
+        assert!(
+            bell.fd.writes.load(Acquire) > observed,
+            "stranded: messages left, the ring's write failed and no event is coming"
+        );
+    });
+}
+
+#[test]
+fn a_failed_leftovers_wake_strands_nothing() {
+    failed_leftovers_wake(false);
+}
+
+#[test]
+#[should_panic(expected = "stranded")]
+fn broken_leftovers_wake_without_retry_strands() {
+    failed_leftovers_wake(true);
+}
+
+/// The last Sender's drop meets a failing write: the loop still gets an
+/// event for the disconnection.
+fn failed_disconnect_wake(one_shot: bool) {
+    loom::model(move || {
+        let shared = Arc::new(Shared::<u32>::new());
+        let bell = Arc::new(FakeBell {
+            state: State::new(),
+            fd: FakeFd::default(),
+        });
+        shared.add_sender();
+        shared.add_sender();
+        bell.fd.fails.store(1, Release);
+        let drops: Vec<_> = (0..2)
+            .map(|_| {
+                let (shared, bell) = (Arc::clone(&shared), Arc::clone(&bell));
+                thread::spawn(move || {
+                    let wake = || bell.state.notify(&bell.fd).map(drop);
+                    if one_shot {
+                        if shared.senders.fetch_sub(1, AcqRel) == 1 {
+                            let _ = wake();
+                        }
+                    } else {
+                        disconnect_with(&shared, wake);
+                    }
+                })
+            })
+            .collect();
+        drops.into_iter().for_each(|t| t.join().unwrap());
+        assert!(shared.disconnected());
+        assert!(
+            bell.fd.writes.load(Acquire) > 0,
+            "lost: the disconnect wake failed and no event is coming"
+        );
+    });
+}
+
+#[test]
+fn a_failed_disconnect_wake_is_retried() {
+    failed_disconnect_wake(false);
+}
+
+#[test]
+#[should_panic(expected = "lost")]
+fn broken_disconnect_wake_without_retry_is_lost() {
+    failed_disconnect_wake(true);
 }

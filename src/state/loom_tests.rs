@@ -462,7 +462,7 @@ fn separate_sleep_flag_loses_wakes() {
 }
 
 // ---------------------------------------------------------------------------
-// Review models (branch `review`).
+// Failed writes racing a drain.
 // ---------------------------------------------------------------------------
 
 /// A fake fd whose write attempts number 0 and 2 fail (as a socket write can
@@ -489,80 +489,81 @@ impl Signal for FlakyFd {
     }
 }
 
-/// `notify` clears `FAILED` with an unconditional `fetch_and(!FAILED)` after
-/// its own (successful) retry write. If the loop drains between that write
-/// and that clear, and another sender's write then fails (setting `FAILED`
-/// anew), the late clear wipes the *new* `FAILED`: `PENDING` stays set with
-/// nothing in the fd, so the next `notify` coalesces, returns `Ok`, and its
-/// work is never seen (the loop sleeps forever).
+/// Only the drain clears `FAILED`, never a sender after its successful
+/// retry write: if the loop drains between that write and such a clear,
+/// and another sender's write then fails (setting `FAILED` anew), a late
+/// clear would wipe the new `FAILED`, leaving `PENDING` set with nothing in
+/// the fd, and the next `notify` would coalesce into a wake that never
+/// comes. This model drives that interleaving against the real protocol:
 ///
 /// main (sender A): notify -> write #0 fails, sets FAILED -> Err;
 ///                  notify -> sees PENDING|FAILED -> write #1 ok ... (preempted)
 /// loop thread:     drain: reads the byte, clears PENDING|FAILED
 /// sender B:        work; notify -> write #2 fails, sets FAILED -> Err ... (preempted)
-/// main (A):        fetch_and(!FAILED)  <- clears B's FAILED
-/// sender B:        notify again -> PENDING set, no FAILED -> Coalesced, Ok
-/// => nothing in the fd, PENDING set, B's work unseen.
+/// sender B:        notify again -> must write, and its work must be seen.
 #[test]
-fn review_late_failed_clear_swallows_a_later_notify() {
-    model("review_late_failed_clear_swallows_a_later_notify", || {
-        struct S {
-            state: State,
-            fd: FlakyFd,
-            work: [AtomicUsize; 2],
-            seen: [AtomicUsize; 2],
-        }
-        let s = Arc::new(S {
-            state: State::new(),
-            fd: FlakyFd::default(),
-            work: Default::default(),
-            seen: Default::default(),
-        });
-        let look = |s: &S| {
-            for i in 0..2 {
-                if s.work[i].load(Relaxed) == 1 {
-                    s.seen[i].store(1, Relaxed);
-                }
+fn a_failed_write_racing_a_drain_swallows_no_later_notify() {
+    model(
+        "a_failed_write_racing_a_drain_swallows_no_later_notify",
+        || {
+            struct S {
+                state: State,
+                fd: FlakyFd,
+                work: [AtomicUsize; 2],
+                seen: [AtomicUsize; 2],
             }
-        };
-        let lp = {
-            let s = Arc::clone(&s);
-            thread::spawn(move || {
-                s.state.drain(&s.fd, true).unwrap();
-                look(&s);
-            })
-        };
-        let b = {
-            let s = Arc::clone(&s);
-            thread::spawn(move || {
-                s.work[1].store(1, Relaxed);
-                for _ in 0..3 {
-                    if s.state.notify(&s.fd).is_ok() {
-                        return;
+            let s = Arc::new(S {
+                state: State::new(),
+                fd: FlakyFd::default(),
+                work: Default::default(),
+                seen: Default::default(),
+            });
+            let look = |s: &S| {
+                for i in 0..2 {
+                    if s.work[i].load(Relaxed) == 1 {
+                        s.seen[i].store(1, Relaxed);
                     }
                 }
-                panic!("three failed notifies");
-            })
-        };
-        // Sender A, on the main thread.
-        s.work[0].store(1, Relaxed);
-        for _ in 0..3 {
-            if s.state.notify(&s.fd).is_ok() {
-                break;
+            };
+            let lp = {
+                let s = Arc::clone(&s);
+                thread::spawn(move || {
+                    s.state.drain(&s.fd, true).unwrap();
+                    look(&s);
+                })
+            };
+            let b = {
+                let s = Arc::clone(&s);
+                thread::spawn(move || {
+                    s.work[1].store(1, Relaxed);
+                    for _ in 0..3 {
+                        if s.state.notify(&s.fd).is_ok() {
+                            return;
+                        }
+                    }
+                    panic!("three failed notifies");
+                })
+            };
+            // Sender A, on the main thread.
+            s.work[0].store(1, Relaxed);
+            for _ in 0..3 {
+                if s.state.notify(&s.fd).is_ok() {
+                    break;
+                }
             }
-        }
-        b.join().unwrap();
-        lp.join().unwrap();
-        // The loop's readiness events still due.
-        while s.fd.count.load(Acquire) > 0 {
-            s.state.drain(&s.fd, true).unwrap();
-            look(&s);
-        }
-        let seen = [s.seen[0].load(Relaxed), s.seen[1].load(Relaxed)];
-        assert!(
-            seen == [1, 1],
-            "lost wake: every notify returned Ok in the end, the fd is empty, \
+            b.join().unwrap();
+            lp.join().unwrap();
+            // The loop's readiness events still due.
+            while s.fd.count.load(Acquire) > 0 {
+                s.state.drain(&s.fd, true).unwrap();
+                look(&s);
+            }
+            let seen = [s.seen[0].load(Relaxed), s.seen[1].load(Relaxed)];
+            assert!(
+                seen == [1, 1],
+                "lost wake: every notify returned Ok in the end, the fd is empty, \
              and the loop saw only {seen:?}"
-        );
-    });
+            );
+        },
+    );
 }

@@ -1,6 +1,7 @@
-//! Review: stress the loop-side mixtures (wait / poll / drain / try_recv /
-//! raw announcements) against racing senders, on every backend. A lost wake
-//! shows up as a wait or poll that makes no progress for `STALL`.
+//! Every mixture of the loop's calls (wait / poll / drain / try_recv / raw
+//! announcements) against racing senders, on every backend, loses no wake:
+//! a lost one shows up as a wait or poll that makes no progress for
+//! `STALL`.
 
 mod util;
 
@@ -45,7 +46,7 @@ fn check_fifo(got: &[u64], threads: usize, per: u64) {
 
 /// Mailbox with a spin budget, `wait` + one `try_recv` per wake-up.
 #[test]
-fn review_spinning_mailbox_wait_try_recv() {
+fn a_spinning_mailbox_wait_with_one_try_recv_per_wake_loses_nothing() {
     for_each_backend!(|backend| {
         let (threads, per) = (3, 20_000);
         let mut mailbox = Mailbox::<u64>::with_backend(backend).unwrap();
@@ -78,7 +79,7 @@ fn review_spinning_mailbox_wait_try_recv() {
 /// Mailbox registered with mio: `Mailbox::poll` (spinning or not), then
 /// either one `try_recv` or a partial `drain` per call.
 #[test]
-fn review_mailbox_poll_partial_takes() {
+fn mailbox_poll_with_partial_takes_loses_nothing() {
     for backend in Backend::available() {
         for spin in [Duration::ZERO, Duration::from_micros(30)] {
             eprintln!("-- {backend} spin {spin:?}");
@@ -130,7 +131,7 @@ fn review_mailbox_poll_partial_takes() {
 /// Mailbox registered with mio, *plain* `Poll::poll` (no announcements),
 /// one `try_recv` per event: one event per message must keep coming.
 #[test]
-fn review_plain_mio_one_try_recv_per_event() {
+fn plain_mio_with_one_try_recv_per_event_loses_nothing() {
     for_each_backend!(|backend| {
         let (threads, per) = (3, 10_000);
         let mut poll = Poll::new().unwrap();
@@ -163,7 +164,7 @@ fn review_plain_mio_one_try_recv_per_event() {
 /// and without spin), `wait`, raw announcements around a raw `Poll::poll`,
 /// and plain `drain`s. Work counters must always be seen.
 #[test]
-fn review_notifier_mixed_waits() {
+fn a_notifier_mixing_every_way_to_wait_loses_nothing() {
     for_each_backend!(|backend| {
         let mut poll = Poll::new().unwrap();
         let mut events = Events::with_capacity(4);
@@ -187,6 +188,8 @@ fn review_notifier_mixed_waits() {
                 })
             })
             .collect();
+        // Sleep-aware throughout: every blocking call below announces sleep.
+        let awake = notifier.announce_awake();
         let mut seen = 0;
         let mut round = 0u32;
         let mut last_progress = Instant::now();
@@ -202,14 +205,14 @@ fn review_notifier_mixed_waits() {
                     notifier.wait(Some(Duration::from_millis(200))).unwrap();
                 }
                 2 => {
-                    let block = notifier.announce_sleep();
+                    let block = awake.announce_sleep();
                     let t = if block {
                         Some(Duration::from_millis(200))
                     } else {
                         Some(Duration::ZERO)
                     };
                     let r = poll.poll(&mut events, t);
-                    notifier.announce_awake();
+                    awake.announce_awake();
                     r.unwrap();
                     notifier.drain().unwrap();
                 }
