@@ -472,7 +472,7 @@ impl<T> Mailbox<T> {
     /// ```
     /// use wakefd::{Backend, Mailbox};
     ///
-    /// let mailbox = Mailbox::<u64>::bounded_with_backend(64, Backend::Pipe)?;
+    /// let mailbox = Mailbox::<u64>::bounded_with_backend(64, Backend::TcpLoopback)?;
     /// assert_eq!(mailbox.capacity(), Some(64));
     /// # std::io::Result::Ok(())
     /// ```
