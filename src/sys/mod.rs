@@ -2,7 +2,8 @@
 //!
 //! Every backend meets the same contract, written once here:
 //!
-//! * **Creation** opens its fds non-blocking and close-on-exec, and on any
+//! * **Creation** opens its fds non-blocking and close-on-exec (sockets
+//!   not inheritable on Windows), and on any
 //!   failure closes whatever it had already opened (every fd is an `OwnedFd`
 //!   or a `socket2::Socket` from the moment it exists) and returns the OS
 //!   error, `EMFILE` included.
