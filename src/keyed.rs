@@ -51,6 +51,7 @@
 //!   whose `Waker::notify` comes after the re-arm: a wake is due, and the
 //!   next drain finds it.
 
+use std::collections::TryReserveError;
 use std::fmt;
 use std::io;
 use std::iter::FusedIterator;
@@ -67,6 +68,7 @@ use crate::loom::{
     AtomicBool, AtomicUsize,
     Ordering::{AcqRel, Acquire, Relaxed, Release},
 };
+use crate::sys;
 use crate::{Backend, Notifier, Stats, Waker};
 
 /// Bits per atomic word.
@@ -82,13 +84,20 @@ pub(crate) struct Bitmap {
 }
 
 impl Bitmap {
-    pub(crate) fn new(capacity: usize) -> Bitmap {
+    /// A bitmap for keys `0..capacity`, or the allocator's refusal (a
+    /// capacity beyond the machine's memory) instead of an abort.
+    pub(crate) fn new(capacity: usize) -> Result<Bitmap, TryReserveError> {
         let words = capacity.div_ceil(W);
-        let atomics = |n: usize| (0..n).map(|_| AtomicUsize::new(0)).collect();
-        Bitmap {
-            words: atomics(words),
-            summary: atomics(words.div_ceil(W)),
-        }
+        let atomics = |n: usize| -> Result<Box<[AtomicUsize]>, TryReserveError> {
+            let mut v = Vec::new();
+            v.try_reserve_exact(n)?;
+            v.extend((0..n).map(|_| AtomicUsize::new(0)));
+            Ok(v.into_boxed_slice())
+        };
+        Ok(Bitmap {
+            words: atomics(words)?,
+            summary: atomics(words.div_ceil(W))?,
+        })
     }
 
     /// The sender's half: sets `key`'s bit. `Some(true)` if it was clear, and
@@ -155,7 +164,10 @@ impl Cursor {
         }
     }
 
-    /// The next fired key. Call only after the notifier was re-armed.
+    /// The next fired key. Call only after the notifier was re-armed. Once
+    /// it has returned `None` it always does: it has passed every summary
+    /// word, and a key set after it passed comes with a wake of its own (see
+    /// the module doc), for the next drain.
     pub(crate) fn next(&mut self, map: &Bitmap) -> Option<usize> {
         loop {
             if self.keys != 0 {
@@ -173,10 +185,15 @@ impl Cursor {
                 continue;
             }
             let summary = map.summary.get(self.next..)?;
-            let (i, s) = summary
+            let Some((i, s)) = summary
                 .iter()
                 .enumerate()
-                .find(|(_, s)| s.load(Relaxed) != 0)?;
+                .find(|(_, s)| s.load(Relaxed) != 0)
+            else {
+                // The end: stay there (fused), with nothing to put back.
+                self.next = map.summary.len();
+                return None;
+            };
             self.group = self.next + i;
             self.next = self.group + 1;
             // Clear the summary word *before* reading the key words under
@@ -276,7 +293,9 @@ impl KeyedNotifier {
     ///
     /// # Errors
     ///
-    /// Those of [`Notifier::new`].
+    /// `ErrorKind::InvalidInput` if the bitmap for `capacity` keys cannot be
+    /// allocated (a capacity far beyond the machine's memory, such as
+    /// `usize::MAX`); those of [`Notifier::new`].
     ///
     /// # Examples
     ///
@@ -293,7 +312,9 @@ impl KeyedNotifier {
     ///
     /// # Errors
     ///
-    /// Those of [`Notifier::with_backend`].
+    /// `ErrorKind::InvalidInput` if the bitmap for `capacity` keys cannot be
+    /// allocated (nothing is opened then); those of
+    /// [`Notifier::with_backend`].
     ///
     /// # Examples
     ///
@@ -306,9 +327,15 @@ impl KeyedNotifier {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn with_backend(backend: Backend, capacity: usize) -> io::Result<KeyedNotifier> {
+        let bits = Bitmap::new(capacity).map_err(|err| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("no memory for the bitmap of a KeyedNotifier of {capacity} keys: {err}"),
+            )
+        })?;
         let notifier = Notifier::with_backend(backend)?;
         let shared = Arc::new(Shared {
-            bits: Bitmap::new(capacity),
+            bits,
             capacity,
             closed: AtomicBool::new(false),
             waker: notifier.waker(),
@@ -343,7 +370,8 @@ impl KeyedNotifier {
     }
 
     /// A handle that wakes `key` from any thread. Make as many as you like,
-    /// for the same key or others.
+    /// for the same key or others. Each call allocates the waker's small
+    /// shared block (it is one pointer wide); its clones share it.
     ///
     /// # Errors
     ///
@@ -366,8 +394,10 @@ impl KeyedNotifier {
             });
         }
         Ok(KeyedWaker {
-            shared: Arc::clone(&self.shared),
-            key,
+            inner: Arc::new(Key {
+                shared: Arc::clone(&self.shared),
+                key,
+            }),
         })
     }
 
@@ -405,12 +435,8 @@ impl KeyedNotifier {
     /// ```
     pub fn drain(&mut self) -> io::Result<Keys<'_>> {
         if let Err(err) = self.notifier.drain() {
-            // The notifier re-arms even when its read fails, so a key left
-            // in the bitmap would wait for a wake that is not coming.
-            if self.shared.bits.any() {
-                let _ = self.shared.waker.notify();
-            }
-            return Err(err);
+            // The notifier re-arms even when its read fails.
+            return Err(self.rewake_after(err));
         }
         Ok(Keys {
             shared: &self.shared,
@@ -421,10 +447,14 @@ impl KeyedNotifier {
     /// For a thread with no reactor: blocks until a key is notified or
     /// `timeout` passes (`None`: no limit), then drains like
     /// [`drain`](KeyedNotifier::drain). On time-out the iterator is empty.
+    /// The timeout is honoured as [`Notifier::wait`] honours it: to the
+    /// microsecond where the platform allows (`ppoll` on Linux), never
+    /// early; a wake whose keys an earlier drain already took does not end
+    /// it.
     ///
     /// # Errors
     ///
-    /// Those of [`Notifier::wait`].
+    /// Those of [`Notifier::wait`]. Keys still set then are woken again.
     ///
     /// # Examples
     ///
@@ -440,25 +470,51 @@ impl KeyedNotifier {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn wait(&mut self, timeout: Option<Duration>) -> io::Result<Keys<'_>> {
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        let cursor = loop {
-            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            if !self.notifier.wait(left)? {
-                break Cursor::done(&self.shared.bits);
-            }
-            if self.shared.bits.any() {
-                break Cursor::default();
-            }
-            // A wake whose key an earlier drain already yielded: keep
-            // waiting for the time that is left.
-            if left.is_some_and(|l| l.is_zero()) {
-                break Cursor::done(&self.shared.bits);
-            }
+        self.notifier.check_fork_as("KeyedNotifier")?;
+        let woken = self
+            .wait_until(sys::deadline(timeout))
+            .map_err(|err| self.rewake_after(err))?;
+        let cursor = if woken {
+            Cursor::default()
+        } else {
+            Cursor::done(&self.shared.bits)
         };
         Ok(Keys {
             shared: &self.shared,
             cursor,
         })
+    }
+
+    /// Blocks until a wake with a key set (then re-armed: `Ok(true)`) or the
+    /// deadline (`Ok(false)`), through the notifier's own blocking step, so
+    /// that the deadline reaches `ppoll` as it is.
+    fn wait_until(&self, deadline: Option<Instant>) -> io::Result<bool> {
+        loop {
+            // No flush: the re-arm below takes any wake absorbed meanwhile.
+            if !self.notifier.block_once(deadline, || false, false)? {
+                return Ok(false);
+            }
+            // poll(2) is level-triggered: the fd must really be read here,
+            // even where `drain` may skip the read.
+            if self.notifier.rearm(true)? && self.shared.bits.any() {
+                return Ok(true);
+            }
+            // A stray byte, or a wake whose key an earlier drain already
+            // yielded: nothing new, keep waiting.
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// After a failed drain or wait: the notifier may have re-armed, so a key
+    /// left in the bitmap would wait for a wake that is not coming. Wakes it
+    /// again, and returns `err`.
+    fn rewake_after(&self, err: io::Error) -> io::Error {
+        if self.shared.bits.any() {
+            let _ = self.shared.waker.notify();
+        }
+        err
     }
 
     /// The sleep-aware mio loop in one call, as [`Notifier::poll`]: announce
@@ -497,10 +553,7 @@ impl KeyedNotifier {
         timeout: Option<Duration>,
     ) -> io::Result<Keys<'_>> {
         if let Err(err) = self.notifier.poll(poll, events, timeout) {
-            if self.shared.bits.any() {
-                let _ = self.shared.waker.notify();
-            }
-            return Err(err);
+            return Err(self.rewake_after(err));
         }
         Ok(Keys {
             shared: &self.shared,
@@ -541,7 +594,7 @@ impl KeyedNotifier {
     /// # Examples
     ///
     /// ```
-    /// let notifier = wakefd::KeyedNotifier::new(8)?;
+    /// let mut notifier = wakefd::KeyedNotifier::new(8)?;
     /// let waker = notifier.waker(0)?;
     /// let _awake = notifier.announce_awake();
     /// waker.notify()?;
@@ -549,7 +602,7 @@ impl KeyedNotifier {
     /// assert_eq!(notifier.stats().wakes_absorbed, 1);
     /// # std::io::Result::Ok(())
     /// ```
-    pub fn announce_awake(&self) -> crate::Awake {
+    pub fn announce_awake(&mut self) -> crate::Awake {
         self.notifier.announce_awake()
     }
 
@@ -670,7 +723,8 @@ impl mio::event::Source for KeyedNotifier {
 ///
 /// Dropping it before the end puts the keys it has not yielded back and
 /// wakes the notifier, so that they are yielded after the next readiness
-/// event.
+/// event. It is fused: once it has returned `None` it always does, and a key
+/// that fires after that comes with a wake of its own, for the next drain.
 ///
 /// # Examples
 ///
@@ -720,7 +774,13 @@ impl fmt::Debug for Keys<'_> {
     }
 }
 
-/// Wakes one key of a [`KeyedNotifier`] from any thread. Cheap to clone.
+/// Wakes one key of a [`KeyedNotifier`] from any thread. Cheap to clone
+/// (a reference-count increment), one pointer wide.
+///
+/// It converts into a [`std::task::Waker`] that sets its key, without
+/// allocating (see `impl From<KeyedWaker> for std::task::Waker`): an
+/// executor on a reactor can give each task a key and poll exactly the
+/// tasks whose keys a drain yields (`examples/executor.rs`).
 ///
 /// # Examples
 ///
@@ -735,6 +795,14 @@ impl fmt::Debug for Keys<'_> {
 /// ```
 #[derive(Clone)]
 pub struct KeyedWaker {
+    /// One pointer, so that a [`std::task::Waker`] can carry it.
+    inner: Arc<Key>,
+}
+
+/// What a `KeyedWaker` and its clones share: the notifier's state and the
+/// key.
+#[derive(Debug)]
+struct Key {
     shared: Arc<Shared>,
     key: usize,
 }
@@ -775,16 +843,17 @@ impl KeyedWaker {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn notify(&self) -> io::Result<()> {
+        let Key { shared, key } = &*self.inner;
         // In a forked child, fail before touching anything: the key bits are
         // the child's copy, but the wake they stand for is the parent's.
-        self.shared.waker.check_fork()?;
+        shared.waker.check_fork()?;
         // Acquire: pairs with the drop's Release.
-        if self.shared.closed.load(Acquire) {
+        if shared.closed.load(Acquire) {
             return Err(io::ErrorKind::BrokenPipe.into());
         }
-        match self.shared.bits.set(self.key) {
+        match shared.bits.set(*key) {
             Some(false) => Ok(()),
-            Some(true) => self.shared.waker.notify(),
+            Some(true) => shared.waker.notify(),
             // Not reached: the key was checked against the capacity.
             None => Err(io::ErrorKind::InvalidInput.into()),
         }
@@ -800,15 +869,35 @@ impl KeyedWaker {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn key(&self) -> usize {
-        self.key
+        self.inner.key
+    }
+
+    /// The shared block's pointer, owning this waker's reference (for the
+    /// `std::task::Waker` in `task.rs`).
+    pub(crate) fn into_raw(self) -> *const () {
+        Arc::into_raw(self.inner).cast()
+    }
+
+    /// The waker whose reference `ptr` owns.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` comes from [`into_raw`](KeyedWaker::into_raw), and its
+    /// reference has not been taken back yet; this takes it back.
+    pub(crate) unsafe fn from_raw(ptr: *const ()) -> KeyedWaker {
+        KeyedWaker {
+            // SAFETY: `ptr` is `Arc::into_raw` of an `Arc<Key>` whose
+            // reference is still owned (our caller's contract).
+            inner: unsafe { Arc::from_raw(ptr.cast::<Key>()) },
+        }
     }
 }
 
 impl fmt::Debug for KeyedWaker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyedWaker")
-            .field("key", &self.key)
-            .field("waker", &self.shared.waker)
+            .field("key", &self.inner.key)
+            .field("waker", &self.inner.shared.waker)
             .finish()
     }
 }
@@ -895,16 +984,16 @@ mod tests {
     #[test]
     fn sizes_round_up() {
         for (capacity, words, summary) in [(0, 0, 0), (1, 1, 1), (W, 1, 1), (W + 1, 2, 1)] {
-            let map = Bitmap::new(capacity);
+            let map = Bitmap::new(capacity).unwrap();
             assert_eq!((map.words.len(), map.summary.len()), (words, summary));
         }
-        let map = Bitmap::new(W * W + 1);
+        let map = Bitmap::new(W * W + 1).unwrap();
         assert_eq!((map.words.len(), map.summary.len()), (W + 1, 2));
     }
 
     #[test]
     fn set_coalesces_per_key_and_drain_yields_each_once() {
-        let map = Bitmap::new(65_536);
+        let map = Bitmap::new(65_536).unwrap();
         let keys = [0, 1, 63, 64, 4095, 4096, 65_535];
         for key in keys {
             assert_eq!(map.set(key), Some(true));
@@ -919,7 +1008,7 @@ mod tests {
 
     #[test]
     fn put_back_keeps_what_was_not_yielded() {
-        let map = Bitmap::new(10_000);
+        let map = Bitmap::new(10_000).unwrap();
         let keys = [5, 6, 70, 9_000];
         for key in keys {
             map.set(key);

@@ -95,6 +95,7 @@ mod mailbox;
 mod notifier;
 mod state;
 mod sys;
+mod task;
 
 pub use backend::{Backend, ParseBackendError};
 pub use keyed::{KeyOutOfRange, KeyedNotifier, KeyedWaker, Keys};

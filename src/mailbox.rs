@@ -130,15 +130,18 @@ impl<T> Shared<T> {
 
     /// Every `Sender` that ever existed is gone.
     fn disconnected(&self) -> bool {
-        // Acquire: pairs with the last Sender's drop, so its sends are
-        // visible to a take that follows.
-        self.senders.load(Acquire) == 0 && self.had_senders.load(Relaxed)
+        // `had_senders` first: its Release store comes after the first
+        // Sender's count, so a look that sees it sees that count too (a
+        // Mailbox racing its first `sender()` is not "disconnected").
+        // Acquire on `senders`: pairs with the last Sender's drop, so its
+        // sends are visible to a take that follows.
+        self.had_senders.load(Acquire) && self.senders.load(Acquire) == 0
     }
 
     /// Counts a new `Sender`.
     fn add_sender(&self) {
-        self.had_senders.store(true, Relaxed);
         self.senders.fetch_add(1, Relaxed);
+        self.had_senders.store(true, Release);
     }
 
     /// Counts a new `Sender` and gives it an own lane (in a forked child, a
@@ -928,7 +931,7 @@ impl<T> Mailbox<T> {
     /// # Examples
     ///
     /// ```
-    /// let mailbox = wakefd::Mailbox::new()?;
+    /// let mut mailbox = wakefd::Mailbox::new()?;
     /// let sender = mailbox.sender();
     /// let awake = mailbox.announce_awake();
     /// sender.send(1).unwrap(); // no system call
@@ -959,7 +962,7 @@ impl<T> Mailbox<T> {
     /// assert_eq!(mailbox.stats().wakes_written, 0);
     /// # std::io::Result::Ok(())
     /// ```
-    pub fn announce_awake(&self) -> Awake {
+    pub fn announce_awake(&mut self) -> Awake {
         self.notifier.announce_awake()
     }
 

@@ -6,7 +6,10 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 #[cfg(windows)]
 use std::os::windows::io::{AsRawSocket, AsSocket, BorrowedSocket, RawSocket};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicUsize,
+    Ordering::{Relaxed, SeqCst},
+};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -51,12 +54,30 @@ impl Inner {
         self.state.announce_awake();
     }
 
+    /// After a sleep-aware blocking call with a guard alive at its start:
+    /// awake again, unless the last guard went meanwhile (dropped on another
+    /// thread), in which case the loop leaves the awake state itself. With
+    /// the guard's drop (`fetch_sub` of `guards`, then `leave_awake`'s swap
+    /// of `awake`), this is a store-then-load on each side: SeqCst on all
+    /// four, so that at least one side sees the other and leaves.
+    fn rejoin_awake(&self, flush: bool) {
+        // The word's AWAKE bit first: a drop that sees `awake` set then
+        // comes after it, and its `leave_awake` clears it.
+        self.state.announce_awake();
+        self.awake.store(true, SeqCst);
+        if self.guards.load(SeqCst) == 0 {
+            self.leave_awake(flush);
+        }
+    }
+
     /// Back to the plain behaviour, for a loop that is announced awake and
     /// may block without announcing sleep next: clears `AWAKE`, and if a
     /// wake is pending and `flush`, writes it, so that any watcher of the fd
     /// sees it (it may have been absorbed, with nothing written).
     fn leave_awake(&self, flush: bool) {
-        if !self.awake.swap(false, Relaxed) {
+        // SeqCst: see `rejoin_awake`. The swap also makes one caller of
+        // two (the loop and a guard's drop) do the rest.
+        if !self.awake.swap(false, SeqCst) {
             return;
         }
         self.maybe_written.store(true, Relaxed);
@@ -425,7 +446,7 @@ impl Notifier {
     /// ```
     /// use std::time::Duration;
     ///
-    /// let notifier = wakefd::Notifier::new()?;
+    /// let mut notifier = wakefd::Notifier::new()?;
     /// let waker = notifier.waker();
     /// let mut reactor = mio::Poll::new()?;
     /// let mut events = mio::Events::with_capacity(8);
@@ -458,7 +479,7 @@ impl Notifier {
     /// # Examples
     ///
     /// ```
-    /// let notifier = wakefd::Notifier::new()?;
+    /// let mut notifier = wakefd::Notifier::new()?;
     /// let waker = notifier.waker();
     /// let awake = notifier.announce_awake();
     /// waker.notify()?; // no system call
@@ -471,11 +492,12 @@ impl Notifier {
     /// assert!(notifier.wait(Some(std::time::Duration::ZERO))?);
     /// # std::io::Result::Ok(())
     /// ```
-    pub fn announce_awake(&self) -> Awake {
+    pub fn announce_awake(&mut self) -> Awake {
         self.inner.guards.fetch_add(1, Relaxed);
         self.inner.announce_awake();
         Awake {
             inner: Arc::clone(&self.inner),
+            _one_thread: std::marker::PhantomData,
         }
     }
 
@@ -617,7 +639,7 @@ impl Notifier {
         };
         let result = block(timeout);
         if guarded {
-            self.inner.announce_awake();
+            self.inner.rejoin_awake(flush);
         }
         result
     }
@@ -791,7 +813,7 @@ impl Notifier {
 /// ```
 /// use std::time::Duration;
 ///
-/// let notifier = wakefd::Notifier::new()?;
+/// let mut notifier = wakefd::Notifier::new()?;
 /// let waker = notifier.waker();
 /// let mut reactor = mio::Poll::new()?;
 /// let mut events = mio::Events::with_capacity(8);
@@ -806,9 +828,32 @@ impl Notifier {
 /// assert_eq!(notifier.stats().wakes_written, 0);
 /// # std::io::Result::Ok(())
 /// ```
+///
+/// Only the loop's owner makes one (`announce_awake` takes `&mut self`), so
+/// no other thread can make a loop that is blocked the plain way count as
+/// awake. It may move to the loop's thread (`Send`), but not be shared
+/// (`!Sync`); dropped on another thread while the loop blocks in `poll` or
+/// `wait`, it still ends the awake state (the loop looks again after its
+/// blocking call).
+///
+/// ```compile_fail
+/// fn shared(awake: &wakefd::Awake) {
+///     std::thread::scope(|s| {
+///         s.spawn(|| awake.announce_awake()); // `Awake` is not `Sync`
+///     });
+/// }
+/// ```
+///
+/// ```compile_fail
+/// fn from_a_shared_reference(notifier: &wakefd::Notifier) {
+///     let _awake = notifier.announce_awake(); // needs `&mut Notifier`
+/// }
+/// ```
 #[must_use = "the loop is awake only while the guard lives; dropped at once, it has no effect"]
 pub struct Awake {
     inner: Arc<Inner>,
+    /// Not `Sync`: one thread at a time announces through it.
+    _one_thread: std::marker::PhantomData<std::cell::Cell<()>>,
 }
 
 impl Awake {
@@ -818,7 +863,7 @@ impl Awake {
     /// # Examples
     ///
     /// ```
-    /// let notifier = wakefd::Notifier::new()?;
+    /// let mut notifier = wakefd::Notifier::new()?;
     /// let awake = notifier.announce_awake();
     /// assert!(awake.announce_sleep()); // nothing pending: may block
     /// awake.announce_awake();
@@ -835,7 +880,7 @@ impl Awake {
     /// # Examples
     ///
     /// ```
-    /// let notifier = wakefd::Notifier::new()?;
+    /// let mut notifier = wakefd::Notifier::new()?;
     /// let awake = notifier.announce_awake();
     /// let _ = awake.announce_sleep();
     /// awake.announce_awake();
@@ -850,7 +895,8 @@ impl Awake {
 
 impl Drop for Awake {
     fn drop(&mut self) {
-        if self.inner.guards.fetch_sub(1, Relaxed) == 1 {
+        // SeqCst: see `Inner::rejoin_awake`.
+        if self.inner.guards.fetch_sub(1, SeqCst) == 1 {
             self.inner.leave_awake(true);
         }
     }
@@ -875,7 +921,7 @@ impl fmt::Debug for Awake {
 /// sleep-aware loop that is seldom asleep; 1 for a plain loop):
 ///
 /// ```
-/// let notifier = wakefd::Notifier::new()?;
+/// let mut notifier = wakefd::Notifier::new()?;
 /// let waker = notifier.waker();
 /// waker.notify()?;
 /// notifier.drain()?;
@@ -1085,5 +1131,27 @@ impl fmt::Debug for Waker {
         f.debug_struct("Waker")
             .field("fd", &self.inner.sys.raw())
             .finish()
+    }
+}
+
+impl Waker {
+    /// The shared state's pointer, owning this waker's reference (for the
+    /// `std::task::Waker` in `task.rs`).
+    pub(crate) fn into_raw(self) -> *const () {
+        Arc::into_raw(self.inner).cast()
+    }
+
+    /// The waker whose reference `ptr` owns.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` comes from [`into_raw`](Waker::into_raw), and its reference has
+    /// not been taken back yet; this takes it back.
+    pub(crate) unsafe fn from_raw(ptr: *const ()) -> Waker {
+        Waker {
+            // SAFETY: `ptr` is `Arc::into_raw` of an `Arc<Inner>` whose
+            // reference is still owned (our caller's contract).
+            inner: unsafe { Arc::from_raw(ptr.cast::<Inner>()) },
+        }
     }
 }

@@ -2,9 +2,13 @@
 //! Cargo.toml): `main` runs the cases one after the other on the only
 //! thread of the process, so each `fork()` copies a single-threaded process
 //! and the child may allocate (the "belongs to the parent process" error
-//! message is allocated) without meeting a lock another thread held. The
-//! last case is the exception: it forks while a second thread takes the
-//! Mailbox's lock, to show that the child never waits for it.
+//! message is allocated) without meeting a lock another thread held. (Under
+//! libtest every test runs on a thread of a process with several, so a
+//! child could inherit a lock held by another test's thread.) Two cases
+//! start threads on purpose, and say why: the fork race, whose trials each
+//! run in a fresh child, and the last case, which forks while a second
+//! thread takes the Mailbox's lock, to show that the child never waits for
+//! it.
 //!
 //! Each case forks; the child checks what it can do with the objects it
 //! inherited and `_exit`s with 0, or with the number of the first check that
@@ -13,7 +17,8 @@
 //!
 //! `cargo test --test fork [-- FILTER] [--include-ignored]`: cases marked
 //! `known_bug` show a bug in the crate and run only with `--include-ignored`
-//! (or `--ignored`), as `#[ignore]`d tests would.
+//! (or `--ignored`), as `#[ignore]`d tests would. The fork race runs
+//! `WAKEFD_FORK_RACE_TRIALS` trials (default 2 000).
 
 // Forks: every case is Unix-only; elsewhere the binary runs none.
 #[cfg(not(unix))]
@@ -34,7 +39,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 #[cfg(unix)]
 use std::thread;
 #[cfg(unix)]
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[cfg(unix)]
 use mio::{Events, Poll};
@@ -112,7 +117,171 @@ fn fork_and_check(child: impl FnOnce() -> Result<(), Failed>) {
     assert_eq!(code, 0, "the child failed check {code} (see its stderr)");
 }
 
+/// Waits for the child `pid` for at most `timeout`. `Some(status)` if it
+/// ended; `None` if it was still running at the deadline, and then it has
+/// been killed (and reaped) and `wchan` says where it was blocked.
+#[cfg(unix)]
+fn wait_or_kill(pid: libc::pid_t, timeout: Duration) -> Option<libc::c_int> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut status = 0;
+        // SAFETY: polls our own child without blocking; `status` is a
+        // valid int to fill.
+        let ret = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        match ret {
+            -1 => {
+                let err = io::Error::last_os_error();
+                assert_eq!(err.kind(), io::ErrorKind::Interrupted, "waitpid: {err}");
+            }
+            0 if Instant::now() >= deadline => {
+                let wchan = std::fs::read_to_string(format!("/proc/{pid}/wchan"));
+                eprintln!(
+                    "child {pid} still running after {timeout:?}, blocked in {wchan:?}: killed"
+                );
+                // SAFETY: our own child, not yet reaped, so `pid` is still
+                // its pid; SIGKILL ends it, and the blocking waitpid then
+                // returns at once.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                    while libc::waitpid(pid, &mut status, 0) == -1 {}
+                }
+                return None;
+            }
+            0 => thread::sleep(Duration::from_micros(50)),
+            _ => return Some(status),
+        }
+    }
+}
+
 // ---- the cases ----
+
+/// A grandchild still running after this is hung (it needs well under a
+/// millisecond).
+#[cfg(unix)]
+const HANG: Duration = Duration::from_secs(2);
+
+/// The fork race stops after this many hangs: the verdict is known.
+#[cfg(unix)]
+const ENOUGH_HANGS: usize = 5;
+
+/// What a fork-race trial's process reports in its exit status.
+#[cfg(unix)]
+const RACE_OK: i32 = 0;
+#[cfg(unix)]
+const RACE_HUNG: i32 = 1;
+#[cfg(unix)]
+const RACE_GRANDCHILD_FAILED: i32 = 2;
+#[cfg(unix)]
+const RACE_THREAD_FAILED: i32 = 3;
+#[cfg(unix)]
+const RACE_FORK_FAILED: i32 = 4;
+
+/// A thread makes the process's first Notifier while the main thread forks:
+/// the child's own first Notifier never waits for the parent's install of
+/// the fork handler, whatever the timing. Each trial is a fresh process
+/// (forked from this single-threaded one, which has made no notifier yet:
+/// this case runs first), because the install happens once per process:
+/// it starts the thread, waits for it to reach `Notifier::new`, spins a
+/// trial-dependent while, and forks a grandchild that makes and uses a
+/// Notifier and `_exit`s. A grandchild still running after [`HANG`] is
+/// killed and counted; any hang fails the case. Bounded in trials
+/// (`WAKEFD_FORK_RACE_TRIALS`), in hangs ([`ENOUGH_HANGS`]) and in time (no
+/// new trial after a minute plus 5 ms a trial).
+#[cfg(unix)]
+fn child_forked_while_a_thread_makes_the_first_notifier_does_not_hang() {
+    let trials: usize = std::env::var("WAKEFD_FORK_RACE_TRIALS")
+        .map(|t| t.parse().expect("WAKEFD_FORK_RACE_TRIALS: a number"))
+        .unwrap_or(2_000);
+    let budget = Duration::from_secs(60) + Duration::from_millis(5) * trials as u32;
+    let start = Instant::now();
+    let (mut ran, mut hung, mut other) = (0, 0, Vec::new());
+    while ran < trials && hung < ENOUGH_HANGS && start.elapsed() < budget {
+        // SAFETY: this process has one thread (see the file's doc). The
+        // child runs `race_trial`, which never returns, only `_exit`s.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork: {}", io::Error::last_os_error());
+        if pid == 0 {
+            race_trial(ran);
+        }
+        ran += 1;
+        match wait_or_kill(pid, 2 * HANG) {
+            Some(status) if libc::WIFEXITED(status) => match libc::WEXITSTATUS(status) {
+                RACE_OK => {}
+                RACE_HUNG => hung += 1,
+                code => other.push(code),
+            },
+            Some(status) => other.push(status),
+            None => other.push(-1),
+        }
+    }
+    println!(
+        "fork race: {ran} trials in {:.1?}, {hung} grandchildren hung, {} other failures",
+        start.elapsed(),
+        other.len()
+    );
+    assert_eq!(
+        hung, 0,
+        "{hung} of {ran} children hung in their first Notifier::new"
+    );
+    assert!(
+        other.is_empty(),
+        "trials failed otherwise (exit codes, -1: the trial hung): {other:?}"
+    );
+    assert!(ran >= trials.min(100), "only {ran} trials in {budget:?}");
+}
+
+/// One fork-race trial, in a fresh process: see the case above. Never
+/// returns.
+#[cfg(unix)]
+fn race_trial(trial: usize) -> ! {
+    let code = panic::catch_unwind(|| race(trial)).unwrap_or(101);
+    // SAFETY: ends the trial's process at once, without running the test
+    // binary's destructors or flushing its buffers.
+    unsafe { libc::_exit(code) }
+}
+
+/// The body of [`race_trial`]: its exit status.
+#[cfg(unix)]
+fn race(trial: usize) -> i32 {
+    let started = AtomicBool::new(false);
+    thread::scope(|s| {
+        let maker = s.spawn(|| {
+            started.store(true, Ordering::Release);
+            Notifier::new().map(drop)
+        });
+        while !started.load(Ordering::Acquire) {
+            std::hint::spin_loop();
+        }
+        // Sweep the fork over the thread's install: 0 to about 10 µs.
+        for _ in 0..(trial % 64) * 40 {
+            std::hint::spin_loop();
+        }
+        // SAFETY: the grandchild only makes and uses a Notifier (allocation
+        // is fork-safe in glibc and the crate takes no lock there) and
+        // `_exit`s; it never returns into this code.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let works = Notifier::new().and_then(|notifier| {
+                notifier.waker().notify()?;
+                notifier.drain()
+            });
+            // SAFETY: ends the grandchild at once, running nothing of ours.
+            unsafe { libc::_exit(if matches!(works, Ok(true)) { 0 } else { 1 }) };
+        }
+        let thread_ok = maker.join().is_ok_and(|made| made.is_ok());
+        if pid < 0 {
+            return RACE_FORK_FAILED;
+        }
+        match wait_or_kill(pid, HANG) {
+            None => RACE_HUNG,
+            Some(status) if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 => {
+                RACE_GRANDCHILD_FAILED
+            }
+            Some(_) if !thread_ok => RACE_THREAD_FAILED,
+            Some(_) => RACE_OK,
+        }
+    })
+}
 
 /// (a) A wake pending at fork: the child's `drain`, `wait`, `poll` and
 /// `notify` fail with the parent-process error and leave the wake in the
@@ -345,6 +514,41 @@ fn child_dropping_an_inherited_drain_does_not_wake_the_parent(backend: Backend) 
     );
 }
 
+/// (f) The parent's ring for its Mailbox's leftovers failed (a wake is
+/// pending with nothing in the fd, so the next ring writes): the child's
+/// partial drain, whose leftovers ring too, does not write to the parent's
+/// fd, and the parent still gets its messages.
+#[cfg(wakefd_fault_injection)]
+#[cfg(unix)]
+fn child_partial_drain_does_not_ring_the_parents_fd(backend: Backend) {
+    let mut mailbox = Mailbox::<u32>::with_backend(backend).unwrap();
+    let sender = mailbox.sender();
+    for i in 1..=3 {
+        sender.send(i).unwrap();
+    }
+    assert_eq!(mailbox.drain().collect::<Vec<_>>(), [1, 2, 3]);
+    for i in 4..=6 {
+        sender.send(i).unwrap();
+    }
+    mailbox.fail_next_writes(2);
+    // Its ring for 5 and 6 fails, and so does the ring's retry.
+    assert_eq!(mailbox.drain().next(), Some(4));
+    assert!(!is_readable(&mailbox), "the failed ring wrote something");
+
+    fork_and_check(|| {
+        let mut drain = mailbox.drain();
+        let _ = drain.next();
+        drop(drain); // leftovers: it rings
+        Ok(())
+    });
+
+    assert!(
+        !is_readable(&mailbox),
+        "the child wrote a wake into the parent's fd"
+    );
+    assert_eq!(mailbox.drain().collect::<Vec<_>>(), [5, 6]);
+}
+
 // ---- the harness ----
 
 /// (e) A thread of the parent makes and drops Senders with lanes of their
@@ -410,57 +614,81 @@ fn child_sender_and_mailbox_drops_never_block_on_the_parents_lock(backend: Backe
     assert_eq!(mailbox.drain().last(), Some(u32::MAX));
 }
 
+/// How a case runs.
+#[cfg(unix)]
+enum Run {
+    /// Once per available backend.
+    PerBackend(fn(Backend)),
+    /// Once, in a process that has made no notifier yet (so it must come
+    /// first).
+    FirstInTheProcess(fn()),
+}
+
 #[cfg(unix)]
 struct Case {
     name: &'static str,
-    run: fn(Backend),
+    run: Run,
     /// Fails until a bug in the crate is fixed: run only on request.
     known_bug: bool,
 }
 
+/// The cases, in the order they run.
 #[cfg(unix)]
-const CASES: &[Case] = &[
-    Case {
-        name: "child_cannot_drain_wait_or_notify_and_does_not_steal_the_wake",
-        run: child_cannot_drain_wait_or_notify_and_does_not_steal_the_wake,
+fn cases() -> Vec<Case> {
+    let case = |name, run| Case {
+        name,
+        run: Run::PerBackend(run),
         known_bug: false,
-    },
-    Case {
-        name: "child_notify_does_not_wake_the_parent",
-        run: child_notify_does_not_wake_the_parent,
-        known_bug: false,
-    },
-    Case {
-        name: "child_mailbox_cannot_send_or_receive",
-        run: child_mailbox_cannot_send_or_receive,
-        known_bug: false,
-    },
-    Case {
-        name: "child_dropping_the_last_sender_does_not_wake_the_parent",
-        run: child_dropping_the_last_sender_does_not_wake_the_parent,
-        known_bug: false,
-    },
-    Case {
-        name: "fresh_notifier_in_the_child_works",
-        run: fresh_notifier_in_the_child_works,
-        known_bug: false,
-    },
-    Case {
-        name: "child_mailbox_drain_yields_nothing_even_with_leftovers",
-        run: child_mailbox_drain_yields_nothing_even_with_leftovers,
-        known_bug: false,
-    },
-    Case {
-        name: "child_dropping_an_inherited_drain_does_not_wake_the_parent",
-        run: child_dropping_an_inherited_drain_does_not_wake_the_parent,
-        known_bug: false,
-    },
-    Case {
-        name: "child_sender_and_mailbox_drops_never_block_on_the_parents_lock",
-        run: child_sender_and_mailbox_drops_never_block_on_the_parents_lock,
-        known_bug: false,
-    },
-];
+    };
+    let mut cases = vec![
+        Case {
+            name: "child_forked_while_a_thread_makes_the_first_notifier_does_not_hang",
+            run: Run::FirstInTheProcess(
+                child_forked_while_a_thread_makes_the_first_notifier_does_not_hang,
+            ),
+            known_bug: false,
+        },
+        case(
+            "child_cannot_drain_wait_or_notify_and_does_not_steal_the_wake",
+            child_cannot_drain_wait_or_notify_and_does_not_steal_the_wake,
+        ),
+        case(
+            "child_notify_does_not_wake_the_parent",
+            child_notify_does_not_wake_the_parent,
+        ),
+        case(
+            "child_mailbox_cannot_send_or_receive",
+            child_mailbox_cannot_send_or_receive,
+        ),
+        case(
+            "child_dropping_the_last_sender_does_not_wake_the_parent",
+            child_dropping_the_last_sender_does_not_wake_the_parent,
+        ),
+        case(
+            "fresh_notifier_in_the_child_works",
+            fresh_notifier_in_the_child_works,
+        ),
+        case(
+            "child_mailbox_drain_yields_nothing_even_with_leftovers",
+            child_mailbox_drain_yields_nothing_even_with_leftovers,
+        ),
+        case(
+            "child_dropping_an_inherited_drain_does_not_wake_the_parent",
+            child_dropping_an_inherited_drain_does_not_wake_the_parent,
+        ),
+    ];
+    #[cfg(wakefd_fault_injection)]
+    cases.push(case(
+        "child_partial_drain_does_not_ring_the_parents_fd",
+        child_partial_drain_does_not_ring_the_parents_fd,
+    ));
+    // Last: it starts a thread in this process.
+    cases.push(case(
+        "child_sender_and_mailbox_drops_never_block_on_the_parents_lock",
+        child_sender_and_mailbox_drops_never_block_on_the_parents_lock,
+    ));
+    cases
+}
 
 #[cfg(unix)]
 fn main() -> ExitCode {
@@ -472,7 +700,7 @@ fn main() -> ExitCode {
     let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
 
     let (mut passed, mut failed, mut ignored) = (0, 0, 0);
-    for case in CASES {
+    for case in cases() {
         if !filters.is_empty() && !filters.iter().any(|f| case.name.contains(f.as_str())) {
             continue;
         }
@@ -487,10 +715,17 @@ fn main() -> ExitCode {
             ignored += 1;
             continue;
         }
-        for backend in Backend::available() {
-            let result = panic::catch_unwind(|| (case.run)(backend));
+        let runs: Vec<(String, Box<dyn Fn()>)> = match case.run {
+            Run::PerBackend(run) => Backend::available()
+                .into_iter()
+                .map(|b| (format!(" [{b}]"), Box::new(move || run(b)) as Box<dyn Fn()>))
+                .collect(),
+            Run::FirstInTheProcess(run) => vec![(String::new(), Box::new(run))],
+        };
+        for (label, run) in runs {
+            let result = panic::catch_unwind(AssertUnwindSafe(run));
             let verdict = if result.is_ok() { "ok" } else { "FAILED" };
-            println!("test {} [{backend}] ... {verdict}", case.name);
+            println!("test {}{label} ... {verdict}", case.name);
             if result.is_ok() {
                 passed += 1;
             } else {

@@ -34,6 +34,11 @@ fn keyed_types_are_send_and_sync() {
     assert_sync::<KeyedWaker>();
     fn assert_clone<T: Clone>() {}
     assert_clone::<KeyedWaker>();
+    // One pointer, so that a std::task::Waker carries it as it is.
+    assert_eq!(
+        std::mem::size_of::<KeyedWaker>(),
+        std::mem::size_of::<usize>()
+    );
 }
 
 #[test]
@@ -363,4 +368,71 @@ fn the_fd_is_the_inner_notifiers_and_backend_is_kept() {
         assert!(util::is_readable(&notifier));
     });
     assert_eq!(KeyedNotifier::new(1).unwrap().backend(), Backend::default());
+}
+
+#[test]
+fn a_capacity_beyond_memory_is_invalid_input_and_opens_nothing() {
+    for capacity in [usize::MAX, 1 << 60, usize::MAX / 3] {
+        let err = KeyedNotifier::new(capacity).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{capacity}: {err}");
+        assert!(err.to_string().contains(&capacity.to_string()), "{err}");
+        for_each_backend!(|backend| {
+            let err = KeyedNotifier::with_backend(backend, capacity).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{capacity}: {err}");
+        });
+    }
+    // What fits still works.
+    let mut notifier = KeyedNotifier::new(1 << 20).unwrap();
+    notifier.waker((1 << 20) - 1).unwrap().notify().unwrap();
+    assert_eq!(collect(notifier.drain().unwrap(), 1 << 20), [(1 << 20) - 1]);
+}
+
+/// `Keys` is a `FusedIterator`: after its first `None` it yields nothing,
+/// even when a key fires later in a summary word it had not reached; that
+/// key comes with a wake of its own and the next drain yields it.
+#[test]
+fn keys_stay_ended_when_a_key_fires_after_the_end() {
+    for_each_backend!(|backend| {
+        let mut notifier = KeyedNotifier::with_backend(backend, 65_536).unwrap();
+        let (early, late) = (notifier.waker(10).unwrap(), notifier.waker(40_000).unwrap());
+        early.notify().unwrap();
+        let mut keys = notifier.drain().unwrap();
+        assert_eq!(keys.next(), Some(10));
+        assert_eq!(keys.next(), None);
+        late.notify().unwrap();
+        assert_eq!(keys.next(), None, "Keys yielded a key after its end");
+        assert_eq!(keys.next(), None);
+        drop(keys);
+        assert!(util::is_readable(&notifier), "no wake for the late key");
+        assert_eq!(
+            collect(notifier.wait(Some(TIMEOUT)).unwrap(), 65_536),
+            [40_000]
+        );
+    });
+}
+
+/// `KeyedNotifier::wait` honours its timeout as `Notifier::wait` does:
+/// never early, and to well under a millisecond where the platform allows
+/// (ppoll on Linux).
+#[test]
+fn keyed_wait_timeout_is_never_early_and_precise_on_linux() {
+    use std::time::Duration;
+    let mut notifier = KeyedNotifier::new(8).unwrap();
+    let timeout = Duration::from_micros(200);
+    let mut took: Vec<Duration> = (0..50)
+        .map(|_| {
+            let start = Instant::now();
+            assert_eq!(notifier.wait(Some(timeout)).unwrap().next(), None);
+            start.elapsed()
+        })
+        .collect();
+    took.sort();
+    assert!(took[0] >= timeout, "a wait returned early: {:?}", took[0]);
+    if cfg!(any(target_os = "linux", target_os = "android")) {
+        assert!(took[25] < Duration::from_millis(1), "median {:?}", took[25]);
+    }
+    // A key set before the wait ends it at once, whatever the timeout.
+    notifier.waker(5).unwrap().notify().unwrap();
+    let keys = notifier.wait(Some(Duration::MAX)).unwrap();
+    assert_eq!(collect(keys, 8), [5]);
 }

@@ -203,10 +203,10 @@ fn sleep_aware(backend: Backend, spin: Duration) -> io::Result<(Loop, Arc<dyn Wa
     notifier.set_spin(spin);
     poll.registry()
         .register(&mut notifier, TOKEN, Interest::READABLE)?;
-    let notifier = Arc::new(notifier);
-    let wake = NotifierWake::of(&notifier);
     // Sleep-aware for as long as the loop (this closure) lives.
     let awake = notifier.announce_awake();
+    let notifier = Arc::new(notifier);
+    let wake = NotifierWake::of(&notifier);
     let wait = move |timeout: Duration| {
         let _awake = &awake;
         let deadline = Instant::now() + timeout;

@@ -140,7 +140,7 @@ fn senders_and_drainer(name: &str, capacity: usize, keys: [usize; 2], drainer: L
         let shared = Arc::new(Shared {
             state: State::new(),
             fd: CountFd::default(),
-            bits: Bitmap::new(capacity),
+            bits: Bitmap::new(capacity).unwrap(),
             work: Default::default(),
         });
         let senders: Vec<_> = (0..2)

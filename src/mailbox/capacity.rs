@@ -9,7 +9,10 @@
 //!
 //! * `WAITERS`: a sender is blocked, or about to block, on the condition
 //!   variable. Set under the lock by a sender whose reservation found the
-//!   mailbox full; cleared under the lock by the loop when it wakes them.
+//!   mailbox full; cleared under the lock by the loop when it wakes them,
+//!   and by the last blocked sender that leaves (a timed-out one, say), so
+//!   that the loop never pays a wake-up with nobody blocked. The lock also
+//!   guards the number of blocked senders.
 //! * `CLOSED`: the Mailbox is gone; reservations fail.
 //!
 //! # Reserve, release, block
@@ -65,7 +68,8 @@ pub(crate) enum Refused {
 pub(crate) struct Capacity {
     cap: usize,
     word: AtomicUsize,
-    lock: Mutex<()>,
+    /// The senders blocked on `cond`.
+    lock: Mutex<usize>,
     cond: Condvar,
 }
 
@@ -76,7 +80,7 @@ impl Capacity {
         Capacity {
             cap,
             word: AtomicUsize::new(0),
-            lock: Mutex::new(()),
+            lock: Mutex::new(0),
             cond: Condvar::new(),
         }
     }
@@ -130,15 +134,17 @@ impl Capacity {
 
     #[cold]
     fn wake_all(&self) {
-        let _guard = self.lock();
+        let blocked = self.lock();
         self.word.fetch_and(!WAITERS, Relaxed);
-        self.cond.notify_all();
+        if *blocked != 0 {
+            self.cond.notify_all();
+        }
     }
 
     /// The Mailbox is gone: reservations fail, and blocked senders wake.
     pub(crate) fn close(&self) {
         self.word.fetch_or(CLOSED, AcqRel);
-        let _guard = self.lock();
+        let _blocked = self.lock();
         self.cond.notify_all();
     }
 
@@ -147,7 +153,11 @@ impl Capacity {
     /// `false` if the deadline passed. May return early (a spurious wake-up,
     /// or another sender took the place): the caller loops.
     pub(crate) fn wait(&self, deadline: Option<Instant>) -> bool {
-        let guard = self.lock();
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            // Timed out: no `WAITERS` for a sender that will not block.
+            return false;
+        }
+        let mut guard = self.lock();
         let mut cur = self.word.load(Relaxed);
         loop {
             if cur & CLOSED != 0 || cur & COUNT < self.cap {
@@ -166,46 +176,63 @@ impl Capacity {
                 Err(actual) => cur = actual,
             }
         }
-        self.block(guard, deadline)
+        *guard += 1;
+        let (mut guard, woken) = self.block(guard, deadline);
+        *guard -= 1;
+        if *guard == 0 {
+            // The last blocked sender leaves: nobody is left for the loop to
+            // wake (a sender that blocks later sets the bit again, under
+            // this lock).
+            self.word.fetch_and(!WAITERS, Relaxed);
+        }
+        woken
     }
 
+    /// Waits on `cond` until notified (or a spurious wake-up) or the
+    /// deadline; `false` if the deadline had passed.
     #[cfg(not(wakefd_loom))]
-    fn block(&self, guard: std::sync::MutexGuard<'_, ()>, deadline: Option<Instant>) -> bool {
+    fn block<'a>(
+        &self,
+        guard: std::sync::MutexGuard<'a, usize>,
+        deadline: Option<Instant>,
+    ) -> (std::sync::MutexGuard<'a, usize>, bool) {
         match deadline {
-            None => {
-                drop(self.cond.wait(guard).unwrap_or_else(|e| e.into_inner()));
-                true
-            }
+            None => (
+                self.cond.wait(guard).unwrap_or_else(|e| e.into_inner()),
+                true,
+            ),
             Some(deadline) => {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
-                    return false;
+                    return (guard, false);
                 }
-                drop(
-                    self.cond
-                        .wait_timeout(guard, left)
-                        .unwrap_or_else(|e| e.into_inner()),
-                );
-                true
+                let (guard, _) = self
+                    .cond
+                    .wait_timeout(guard, left)
+                    .unwrap_or_else(|e| e.into_inner());
+                (guard, true)
             }
         }
     }
 
     /// Loom has no timed wait: the models block without a deadline.
     #[cfg(wakefd_loom)]
-    fn block(&self, guard: loom::sync::MutexGuard<'_, ()>, _deadline: Option<Instant>) -> bool {
-        drop(self.cond.wait(guard).unwrap());
-        true
+    fn block<'a>(
+        &self,
+        guard: loom::sync::MutexGuard<'a, usize>,
+        _deadline: Option<Instant>,
+    ) -> (loom::sync::MutexGuard<'a, usize>, bool) {
+        (self.cond.wait(guard).unwrap(), true)
     }
 
     #[cfg(not(wakefd_loom))]
-    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, usize> {
         // No code panics while holding it; a poisoned lock changes nothing.
         self.lock.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     #[cfg(wakefd_loom)]
-    fn lock(&self) -> loom::sync::MutexGuard<'_, ()> {
+    fn lock(&self) -> loom::sync::MutexGuard<'_, usize> {
         self.lock.lock().unwrap()
     }
 }
@@ -222,3 +249,30 @@ impl std::fmt::Debug for Capacity {
 #[cfg(all(test, wakefd_loom))]
 #[path = "capacity_loom_tests.rs"]
 mod capacity_loom_tests;
+
+#[cfg(all(test, not(wakefd_loom)))]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::{Capacity, Refused, WAITERS};
+
+    /// A sender that times out leaves no `WAITERS` behind: the loop's next
+    /// release then takes no lock and makes no wake-up for nobody.
+    #[test]
+    fn a_timed_out_sender_leaves_no_waiters_bit() {
+        let capacity = Capacity::new(1);
+        capacity.try_reserve().unwrap();
+        assert_eq!(capacity.try_reserve(), Err(Refused::Full));
+        // Already past its deadline: does not even set the bit.
+        assert!(!capacity.wait(Some(Instant::now())));
+        assert_eq!(capacity.word.load(super::Relaxed) & WAITERS, 0);
+        // Blocks, times out, and clears the bit it set on the way out.
+        let deadline = Instant::now() + Duration::from_millis(5);
+        while capacity.wait(Some(deadline)) {
+            assert_eq!(capacity.try_reserve(), Err(Refused::Full));
+        }
+        assert_eq!(capacity.word.load(super::Relaxed) & WAITERS, 0);
+        capacity.release();
+        assert_eq!(capacity.len(), 0);
+    }
+}

@@ -110,7 +110,8 @@ pub(crate) struct Lanes<T> {
     ready: Line<AtomicPtr<Lane<T>>>,
     /// The lane of every `Sender` made by `Mailbox::sender` and its clones.
     common: Arc<Lane<T>>,
-    /// Taken by `Sender` creation and drop only, never per message.
+    /// Taken by `Sender` creation and drop, and by an unbounded Mailbox's
+    /// `len`; never by a send or a take.
     registry: Mutex<Registry<T>>,
 }
 

@@ -96,15 +96,21 @@ pub(crate) struct Sys {
     /// * `Waker::notify` / `KeyedWaker::notify`: the error is returned; the
     ///   caller's next notify writes again.
     /// * a send into an empty mailbox (`mailbox.rs`, `send_with`): sets the
-    ///   mailbox's `rewake` flag and tries once more; the next send and the
-    ///   loop's next call both ring again while `rewake` is set.
-    /// * the loop's own wake for leftovers (`leftovers_with`) and for a
-    ///   disconnection it consumed: the loop's next call (or `Drain` drop)
-    ///   rings again until a write succeeds; a readiness event for the
-    ///   leftovers is what was promised, so `try_recv`/`drain` report the
-    ///   failure through the pending `FAILED` bit and retry at once.
-    /// * the last `Sender`'s drop: sets `rewake`, so the loop's next call
-    ///   rings again.
+    ///   mailbox's `rewake` flag and tries once more; the next send wakes
+    ///   while `rewake` is set, and the wake stays `PENDING|FAILED`, so the
+    ///   loop's next call re-arms and looks.
+    /// * the loop's own wake for leftovers and for a disconnection it
+    ///   consumed (`ring_with`): tried once more at once; if that fails
+    ///   too, `rewake` makes the next send wake, and the wake stays
+    ///   `PENDING|FAILED`, so the loop's next call re-arms, looks, and rings
+    ///   again.
+    /// * the last `Sender`'s drop (`disconnect_with`): tried once more at
+    ///   once. No send follows it, so if both writes fail only the loop's
+    ///   next call of its own sees the disconnection (the pending wake makes
+    ///   it look).
+    /// * the wake an `Awake` guard absorbed, written at its drop
+    ///   (`State::write_absorbed`): a failure sets `FAILED`, so the next
+    ///   notify writes.
     #[cfg(wakefd_fault_injection)]
     fail_writes: std::sync::atomic::AtomicUsize,
 }
