@@ -600,6 +600,10 @@ impl Notifier {
             if self.inner.awake.load(Relaxed) {
                 self.inner.maybe_written.store(ours, Relaxed);
             }
+            if ours {
+                // The caller need not drain after a spurious event.
+                self.inner.sys.rearm_after_event()?;
+            }
         }
         result
     }

@@ -422,3 +422,44 @@ fn a_guard_dropped_on_another_thread_during_poll_leaves_the_loop_plain() {
         assert_eq!(mailbox.drain().collect::<Vec<_>>(), [1]);
     });
 }
+
+/// A sleep-aware loop whose `Mailbox::poll` reports the mailbox's event and
+/// which takes the message only after another poll (so its take reads
+/// nothing) still gets an event for the next send.
+#[test]
+fn a_mailbox_polled_again_before_its_take_gets_the_next_event() {
+    for_each_backend!(|backend| {
+        let mut poll = Poll::new().unwrap();
+        let mut events = Events::with_capacity(8);
+        let mut mailbox = Mailbox::with_backend(backend).unwrap();
+        poll.registry()
+            .register(&mut mailbox, NOTIFIER, Interest::READABLE)
+            .unwrap();
+        let sender = mailbox.sender();
+        sender.send(1).unwrap(); // a plain loop: the wake is written
+        let _awake = mailbox.announce_awake();
+        assert!(mailbox.poll(&mut poll, &mut events, Some(TIMEOUT)).unwrap());
+        assert!(events.iter().any(|e| e.token() == NOTIFIER));
+        assert!(mailbox.poll(&mut poll, &mut events, Some(TIMEOUT)).unwrap());
+        assert_eq!(mailbox.try_recv(), Ok(1));
+
+        let late = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(20));
+            sender.send(2).unwrap();
+        });
+        let start = Instant::now();
+        let mut got = None;
+        while got.is_none() {
+            assert!(start.elapsed() < TIMEOUT, "no event for the second send");
+            if mailbox.poll(&mut poll, &mut events, Some(TIMEOUT)).unwrap() {
+                got = mailbox.try_recv().ok();
+            }
+        }
+        assert_eq!(got, Some(2));
+        assert!(
+            start.elapsed() < TIMEOUT,
+            "the second send waited for the timeout"
+        );
+        late.join().unwrap();
+    });
+}

@@ -220,6 +220,19 @@ impl Sys {
         return self.tcp().reregister(registry, token, interests);
     }
 
+    /// After mio reported an event for the read end: makes sure another one
+    /// comes for the next wake even if the loop does not drain now. Nothing
+    /// to do on Unix, where epoll reports every write to a watcher
+    /// edge-triggered; on Windows mio's selector clears the interest with
+    /// each event, and this restores it as a read that would block does (an
+    /// unread byte then brings the event again).
+    pub(crate) fn rearm_after_event(&self) -> io::Result<()> {
+        #[cfg(unix)]
+        return Ok(());
+        #[cfg(windows)]
+        return self.tcp().rearm_after_event();
+    }
+
     /// Takes the read end out of mio.
     pub(crate) fn deregister(&self, registry: &Registry) -> io::Result<()> {
         #[cfg(unix)]

@@ -14,7 +14,8 @@
 //!   mio). The read end is therefore held as a [`mio::net::TcpStream`],
 //!   registered as itself, and read through it; a drain that stops at a
 //!   short read re-arms it with `try_io` as a `WouldBlock` would, so that
-//!   the next wake is a fresh event.
+//!   the next wake is a fresh event. A sleep-aware `poll` that returns
+//!   without a drain (a spurious event) re-arms it the same way.
 //! * **A `WouldBlock` from the wake's send means "already readable" only if
 //!   the read end holds a byte.** Under wine, non-blocking 1-byte sends from
 //!   several threads can fail with `WouldBlock` while the receive buffer is
@@ -95,6 +96,11 @@ impl TcpPair {
         interests: Interest,
     ) -> io::Result<()> {
         registry.reregister(&mut *self.lock(), token, interests)
+    }
+
+    /// Re-arms the registration after an event, without reading.
+    pub(crate) fn rearm_after_event(&self) -> io::Result<()> {
+        rearm(&self.lock())
     }
 
     pub(crate) fn deregister(&self, registry: &Registry) -> io::Result<()> {
