@@ -44,3 +44,36 @@ impl<T> UnsafeCell<T> {
         f(self.0.get())
     }
 }
+
+/// Waiting for another thread to end a step of a few instructions (a pop of
+/// the Mailbox queue's free list): spins, doubling, then yields the CPU, so
+/// that a waiter does not hold off a thread preempted in that step.
+pub(crate) struct Backoff {
+    step: u32,
+}
+
+impl Backoff {
+    /// Spins of `2^step` hints up to this step, yields after.
+    #[cfg(not(wakefd_loom))]
+    const SPIN_STEPS: u32 = 6;
+
+    pub(crate) fn new() -> Backoff {
+        Backoff { step: 0 }
+    }
+
+    /// Waits a little longer than last time.
+    pub(crate) fn snooze(&mut self) {
+        // Loom explores every thread's steps: a spin must yield to it.
+        #[cfg(wakefd_loom)]
+        loom::thread::yield_now();
+        #[cfg(not(wakefd_loom))]
+        if self.step <= Self::SPIN_STEPS {
+            for _ in 0..1u32 << self.step {
+                std::hint::spin_loop();
+            }
+        } else {
+            std::thread::yield_now();
+        }
+        self.step = self.step.saturating_add(1);
+    }
+}

@@ -22,17 +22,31 @@
 //!   senders pop from its front (`free`), the consumer alone appends at its
 //!   back (`tail`). A sender never pops the last free slot, so the
 //!   consumer's `tail` is always still on the list, and appending is one
-//!   Release store of the link in it. Senders pop concurrently, so `free`
-//!   carries an ABA tag in its upper 32 bits: a pop that read a slot's
-//!   `next` and was then overtaken (the slot popped, reused and given back)
-//!   fails its CAS because the tag moved on. `next` is an atomic, so that
-//!   racy read is well defined; its value is used only if the CAS succeeds.
-//!   (The tag wraps after 2^32 pops during one pop: not a practical
-//!   concern.)
+//!   Release store of the link in it.
+//! * **One pop at a time.** A pop sets the `POPPING` bit in `free` with a
+//!   compare-and-swap that keeps the front as it is, reads the front's
+//!   link, and then stores the new front with the bit clear. While the bit
+//!   is set no other sender changes `free`, and the consumer does not touch
+//!   it (it writes `free` only to start the list, when there is no front to
+//!   pop). So the rule: **the link a pop follows is read while its slot is
+//!   the front and no other pop can move it**, however long the popping
+//!   sender stalls; no pop is ever completed with a link read before
+//!   another pop, so there is no ABA case and no tag to wrap. The first
+//!   step's compare-and-swap depends on nothing but `free` itself: if
+//!   `free` went round to the same value meanwhile, taking the bit is still
+//!   right.
+//! * **A sender that finds `POPPING` set** takes a fresh slot if one is
+//!   left, and otherwise waits for that pop to end (`Backoff`: spins, then
+//!   yields the CPU), and never grows the queue for it. The wait is for a
+//!   step of a few instructions, so it is long only while the popping
+//!   sender is descheduled in it; that delays the other senders on the same
+//!   lane only (senders on lanes of their own never wait), and costs no
+//!   memory: growing instead would add a chunk for every such stall, since
+//!   the slots freed meanwhile could not be popped either.
 //! * **Why a queue and not a stack of free slots.** Slots then go round in
 //!   one fixed order, like a ring buffer's, so senders write and the
 //!   consumer walks memory in address order, which the CPU's prefetcher
-//!   follows. With a stack (the first design), each chain freed
+//!   follows. With a stack, each chain freed
 //!   while a sender was half-way through an earlier one split that one
 //!   in two; after enough wakes, slots were handed out in runs of a few,
 //!   every step of a walk was a cache miss on a line the other core had
@@ -42,12 +56,9 @@
 //!   not exist yet: before the consumer's first release), a sender takes a
 //!   fresh slot of the newest chunk (`fresh`, a range bumped by CAS), and
 //!   when none is left, allocates the next chunk under `grow`. A pop that
-//!   reads a link of none looks at the front again before it believes it:
-//!   the none may be a later life's link, written by the sender that popped
-//!   and queued that slot meanwhile, or by the consumer's reversal after it
-//!   took it (the first version gave up there, and so grew the queue for
-//!   nothing). Both of those stores are Release, so the second look sees
-//!   the pop.
+//!   reads a link of none has found the last free slot (or the consumer
+//!   appending at that moment): the front is its alone, so no other
+//!   sender's write of that link can be what it read.
 //! * A send that finds the queue closed after taking a slot keeps its
 //!   message and drops the slot: only the consumer appends to the free
 //!   list, and a closed queue never opens again.
@@ -63,9 +74,10 @@
 //!   appends them to the free list. The append's Release store pairs with
 //!   the Acquire read of that link by the sender that pops the old last
 //!   slot (the first release's Release store to `free`, with the Acquire
-//!   load of `free`), and pops are AcqRel compare-and-swaps, so every later
-//!   pop (by any sender) is ordered after it too: the consumer's move out of
-//!   a slot happens before the next write into it.
+//!   compare-and-swap that begins a pop). Each pop ends with a Release
+//!   store of `free` that the next pop's Acquire compare-and-swap reads, so
+//!   every later pop (by any sender) is ordered after it too: the
+//!   consumer's move out of a slot happens before the next write into it.
 //! * A fresh slot: the chunk's Release store, then `fresh`'s Release store,
 //!   pair with the Acquire of `fresh` by the sender that takes the slot.
 //!
@@ -74,19 +86,22 @@
 //! (`queue_loom_tests`). It catches a slot published with a Relaxed
 //! compare-and-swap (through the take and through the close), the free
 //! list's append and its first release as Relaxed stores, and a pop that
-//! gives up on a stale link of none. Three more mutations, run by hand,
-//! each fail a model: a Relaxed read of the link in a pop, a pop that is
-//! Acquire only (the second sender's write then races the consumer's move
-//! out), and Relaxed `fresh`. No model reaches the ABA case that the tag
-//! guards against (it takes a sender overtaken while every other free slot
-//! goes round once).
+//! does not set `POPPING` (a compare-and-swap with a tag that wrapped):
+//! overtaken while its slot goes round, it puts a queued slot on the free
+//! list (`an_overtaken_pop_hands_out_no_queued_slot`). A unit test drives
+//! the same stall by hand (`a_pop_stalled_for_2_32_pops_...`). Two
+//! mutations, run by hand, fail models too: the stores that end a pop
+//! Relaxed (the next pop's write into a slot then races the consumer's move
+//! out of it: the reuse models and the overtaken pop's), and a sender that
+//! takes a set `POPPING` for an empty list (it grows the queue: the racing
+//! pops' models).
 
 use std::collections::VecDeque;
 use std::mem::MaybeUninit;
 use std::ptr;
 
 use crate::loom::{
-    AtomicPtr, AtomicU32, AtomicU64, Mutex,
+    AtomicPtr, AtomicU32, AtomicU64, Backoff, Mutex,
     Ordering::{self, AcqRel, Acquire, Relaxed, Release},
     UnsafeCell,
 };
@@ -106,8 +121,9 @@ const CHUNKS: usize = 27;
 const NIL: u32 = 0;
 /// `head`: the Mailbox is gone; pushes fail.
 const CLOSED: u64 = 1 << 32;
-/// `free`: one step of the ABA tag.
-const TAG: u64 = 1 << 32;
+/// `free`: a sender is popping. Only the sender that set it changes `free`
+/// until it clears it, so no two pops overlap.
+const POPPING: u64 = 1 << 32;
 /// The id part of `head` and `free`.
 const ID: u64 = u32::MAX as u64;
 
@@ -147,7 +163,7 @@ pub(crate) struct Queue<T> {
 /// consumer writes `free` once, to start the list).
 struct Alloc {
     /// The first slot of the free list (`NIL` before the consumer's first
-    /// release), and the ABA tag.
+    /// release), and `POPPING`.
     free: AtomicU64,
     /// The slots of the newest chunk not handed out yet: ids `low ..
     /// high` (low and high 32 bits).
@@ -225,18 +241,15 @@ impl<T> Queue<T> {
     /// Queues `value`. `Ok(true)` if the queue was empty before it, `Err`
     /// with the value if the queue is closed.
     pub(crate) fn push(&self, value: T) -> Result<bool, T> {
-        self.push_publishing(value, Release)
-    }
-
-    /// `push`, with the ordering of the compare-and-swap that publishes the
-    /// slot as a parameter only so that a loom model can break it
-    /// (`broken_relaxed_publish_is_caught`); everything else passes
-    /// `Release`.
-    fn push_publishing(&self, value: T, publish: Ordering) -> Result<bool, T> {
         if self.head.load(Relaxed) & CLOSED != 0 {
             return Err(value);
         }
-        let id = self.alloc();
+        self.push_into(self.alloc(), value)
+    }
+
+    /// Writes `value` into slot `id`, which the caller took (`alloc`), and
+    /// pushes the slot.
+    fn push_into(&self, id: u32, value: T) -> Result<bool, T> {
         let slot = self.slot(id);
         // SAFETY: the slot is ours from `alloc` until the push below.
         slot.value.with_mut(|p| unsafe { (*p).write(value) });
@@ -249,13 +262,11 @@ impl<T> Queue<T> {
                 // the free list); a closed queue never opens again.
                 return Err(value);
             }
-            // Release: a sender that reads this link through a stale front
-            // of the free list (`try_pop_free`) then sees our pop.
-            slot.next.store(top as u32, Release);
+            slot.next.store(top as u32, Relaxed);
             // Release: publishes the message and `next` (module doc).
             match self
                 .head
-                .compare_exchange_weak(top, id as u64, publish, Relaxed)
+                .compare_exchange_weak(top, id as u64, Release, Relaxed)
             {
                 Ok(_) => return Ok(top as u32 == NIL),
                 Err(actual) => top = actual,
@@ -280,8 +291,8 @@ impl<T> Queue<T> {
     }
 
     /// Moves every queued message to the back of `out`, oldest first; the
-    /// number moved. Only the consumer calls this (the models).
-    #[cfg(all(test, wakefd_loom))]
+    /// number moved. Only the consumer calls this (the tests).
+    #[cfg(test)]
     pub(crate) fn take_all(&self, out: &mut VecDeque<T>) -> usize {
         self.take_chain()
             .map_or(0, |chain| self.move_out(chain, out))
@@ -323,12 +334,7 @@ impl<T> Queue<T> {
         while id != NIL {
             let slot = self.slot(id);
             let next = slot.next.load(Relaxed);
-            // The newest slot's link becomes none, which a sender may read
-            // through a stale front of the free list (`try_pop_free`):
-            // Release, so that it then sees the pop of this slot, which
-            // happened before the push that our take acquired.
-            let order = if prev == NIL { Release } else { Relaxed };
-            slot.next.store(prev, order);
+            slot.next.store(prev, Relaxed);
             prev = id;
             id = next;
             len += 1;
@@ -375,11 +381,26 @@ impl<T> Queue<T> {
     }
 
     /// Pops a free slot, or takes a fresh one, allocating a chunk when
-    /// there is neither.
+    /// there is neither. While another sender pops, takes a fresh slot if
+    /// one is left, and otherwise waits for that pop (a few instructions)
+    /// to end: the queue never grows because two senders popped at once.
     fn alloc(&self) -> u32 {
-        self.try_pop_free()
-            .or_else(|| self.try_take_fresh())
-            .unwrap_or_else(|| self.grow())
+        let mut backoff = Backoff::new();
+        loop {
+            match self.try_pop_free() {
+                Pop::Slot(id) => return id,
+                Pop::Busy => {}
+                Pop::Empty => {
+                    if let Some(id) = self.try_take_fresh().or_else(|| self.grow()) {
+                        return id;
+                    }
+                }
+            }
+            if let Some(id) = self.try_take_fresh() {
+                return id;
+            }
+            backoff.snooze();
+        }
     }
 
     /// Appends the chain `first ..= last` (linked through `next`, `NIL`
@@ -398,8 +419,7 @@ impl<T> Queue<T> {
         if tail == NIL {
             // The first release starts the list. Senders do not write
             // `free` while it is NIL. Release: as below.
-            let tag = self.alloc.free.load(Relaxed) & !ID;
-            self.alloc.free.store(tag | first as u64, append);
+            self.alloc.free.store(first as u64, append);
         } else {
             // `tail` is still on the list: a sender pops a slot only when
             // it has a successor. Release: the moves out of the chain's
@@ -412,14 +432,20 @@ impl<T> Queue<T> {
 
     /// Allocates the next chunk and keeps its first slot; the rest become
     /// the fresh slots. Rare: the queue grows to the most messages ever in
-    /// flight at once, plus the free slot kept last.
+    /// flight at once, plus the free slot kept last. `None` if another
+    /// sender is popping (the free list may have more than its last slot).
     #[cold]
-    fn grow(&self) -> u32 {
+    fn grow(&self) -> Option<u32> {
         let mut chunks = self.grow.lock().unwrap_or_else(|e| e.into_inner());
         // Another sender may have grown the queue while we waited, or the
         // consumer freed slots.
-        if let Some(id) = self.try_pop_free().or_else(|| self.try_take_fresh()) {
-            return id;
+        match self.try_pop_free() {
+            Pop::Slot(id) => return Some(id),
+            Pop::Busy => return None,
+            Pop::Empty => {}
+        }
+        if let Some(id) = self.try_take_fresh() {
+            return Some(id);
         }
         let k = *chunks;
         assert!(k < CHUNKS, "wakefd Mailbox: more than 2^32 messages queued");
@@ -443,7 +469,7 @@ impl<T> Queue<T> {
             .fresh
             .store((end << 32) | (first as u64 + 1), Release);
         drop(chunks);
-        first
+        Some(first)
     }
 
     /// Takes a fresh slot (never used) of the newest chunk, if one is left.
@@ -467,48 +493,73 @@ impl<T> Queue<T> {
     }
 
     /// Pops a free slot, if there is one that is not the last (that one
-    /// stays, for the consumer to append after). `None` may also come from
+    /// stays, for the consumer to append after). `Empty` may also come from
     /// a consumer appending at the moment the list is down to its last.
-    fn try_pop_free(&self) -> Option<u32> {
-        // Acquire: the slot and every link before it (below).
-        let mut cur = self.alloc.free.load(Acquire);
+    fn try_pop_free(&self) -> Pop {
+        match self.begin_pop() {
+            Ok(id) => self.end_pop(id),
+            Err(pop) => pop,
+        }
+    }
+
+    /// A pop's first step: sets `POPPING` over the front `id`, which then
+    /// stays the front until `end_pop`. `Err` if there is no front, or
+    /// another sender is popping.
+    fn begin_pop(&self) -> Result<u32, Pop> {
+        let mut cur = self.alloc.free.load(Relaxed);
         loop {
-            let id = (cur & ID) as u32;
-            if id == NIL {
-                return None;
+            if cur & ID == NIL as u64 {
+                return Err(Pop::Empty);
             }
-            let slot = self.slot(id);
-            // Racy if another sender pops and reuses this slot meanwhile;
-            // then the tag has moved and the CAS below fails. Acquire: pairs
-            // with the consumer's Release append when `id` was the last.
-            let next = slot.next.load(Acquire);
-            if next == NIL {
-                // The last free slot, or a stale read: another sender popped
-                // `id` meanwhile, and its push (or the consumer's reversal,
-                // once it took the slot) wrote this none. Only an unchanged
-                // front means the former. Both stores of a none are Release
-                // (`push_publishing`, `reverse`), so having read one, this
-                // load sees that pop.
-                let now = self.alloc.free.load(Acquire);
-                if now == cur {
-                    return None;
-                }
-                cur = now;
-                continue;
+            if cur & POPPING != 0 {
+                return Err(Pop::Busy);
             }
-            let new = (cur & !ID).wrapping_add(TAG) | next as u64;
-            // AcqRel: a sender that pops after us acquires, through our
-            // write, what we acquired from the consumer's append.
+            // Acquire: pairs with the Release store that ended the last pop
+            // (or the consumer's first release), so everything the senders
+            // before us acquired from the consumer's appends happened before
+            // our use of the slot.
             match self
                 .alloc
                 .free
-                .compare_exchange_weak(cur, new, AcqRel, Acquire)
+                .compare_exchange_weak(cur, cur | POPPING, Acquire, Relaxed)
             {
-                Ok(_) => return Some(id),
+                Ok(_) => return Ok((cur & ID) as u32),
                 Err(actual) => cur = actual,
             }
         }
     }
+
+    /// A pop's second step, by the sender whose `begin_pop` returned `id`:
+    /// takes `id` off the front if it has a successor, and clears
+    /// `POPPING`. No other sender popped meanwhile, however long this one
+    /// stalled, so the link read here is the one in the list now.
+    fn end_pop(&self, id: u32) -> Pop {
+        // The front's link: the consumer's (its reversal of the chain that
+        // held `id`, or its append after `id` when `id` is the last).
+        // Acquire: pairs with the consumer's Release append when `id` is
+        // the last.
+        let next = self.slot(id).next.load(Acquire);
+        // Release, both: the next pop's Acquire (`begin_pop`) then sees what
+        // this one acquired.
+        if next == NIL {
+            // The last free slot: it stays.
+            self.alloc.free.store(id as u64, Release);
+            return Pop::Empty;
+        }
+        self.alloc.free.store(next as u64, Release);
+        Pop::Slot(id)
+    }
+}
+
+/// What `try_pop_free` found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pop {
+    /// A slot, now the caller's.
+    Slot(u32),
+    /// No free slot but the last one (or no free list yet).
+    Empty,
+    /// Another sender is popping.
+    Busy,
 }
 
 impl<T> Drop for Queue<T> {
@@ -534,3 +585,83 @@ impl<T> Drop for Queue<T> {
 #[cfg(all(test, wakefd_loom))]
 #[path = "queue_loom_tests.rs"]
 mod queue_loom_tests;
+
+/// Test seams: a pop driven step by step, as a stalled sender runs it.
+#[cfg(all(test, not(wakefd_loom)))]
+impl<T> Queue<T> {
+    /// What 2^32 pops by other senders would do to the free list's front
+    /// while `stalled` is half-way through its pop: nothing, as no other
+    /// sender pops until it ends.
+    fn overtake_by_2_32_pops(&self, stalled: &Result<u32, Pop>) {
+        assert!(stalled.is_ok(), "the stalled pop has begun");
+        assert_eq!(self.begin_pop(), Err(Pop::Busy), "a pop overlapped it");
+    }
+
+    /// The stalled pop's end.
+    fn finish_pop(&self, stalled: Result<u32, Pop>) -> Option<u32> {
+        match self.end_pop(stalled.ok()?) {
+            Pop::Slot(id) => Some(id),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(all(test, not(wakefd_loom)))]
+mod tests {
+    use std::collections::VecDeque;
+
+    use super::*;
+
+    /// The slots of queued messages, newest first.
+    fn queued<T>(queue: &Queue<T>) -> Vec<u32> {
+        let mut ids = Vec::new();
+        let mut id = (queue.head.load(Acquire) & ID) as u32;
+        while id != NIL {
+            assert!(ids.len() < 1000, "the queued stack is a cycle");
+            ids.push(id);
+            id = queue.slot(id).next.load(Relaxed);
+        }
+        ids
+    }
+
+    /// A sender stalled in the middle of a pop, while the others pop until
+    /// the slot it read is at the front again, as it would be after 2^32
+    /// pops: its pop, and every pop after it, hands out a slot that no one
+    /// else holds.
+    #[test]
+    fn a_pop_stalled_for_2_32_pops_hands_out_no_slot_twice() {
+        let queue = Queue::<u32>::new();
+        let mut got = VecDeque::new();
+        for msg in 0..5 {
+            queue.push(msg).unwrap();
+        }
+        queue.take_all(&mut got);
+        // The free list: five slots.
+        let stalled = queue.begin_pop();
+        // The others: the front's slot goes round (queued, taken, freed),
+        // a sender holds the slot after it, and pushes take the rest, so
+        // that the front is the stalled pop's slot again.
+        queue.push(5).unwrap();
+        queue.take_all(&mut got);
+        let held = queue.alloc();
+        for msg in 6..9 {
+            queue.push(msg).unwrap();
+        }
+        queue.overtake_by_2_32_pops(&stalled);
+
+        let mut busy: Vec<u32> = queued(&queue);
+        busy.push(held);
+        let mine = queue.finish_pop(stalled);
+        let mut handed_out: Vec<u32> = mine.into_iter().collect();
+        handed_out.push(queue.alloc());
+        handed_out.push(queue.alloc());
+        for id in handed_out {
+            assert!(
+                !busy.contains(&id),
+                "slot {id} handed out while in use (in use: {busy:?})"
+            );
+            busy.push(id);
+        }
+        assert_eq!(got, [0, 1, 2, 3, 4, 5]);
+    }
+}

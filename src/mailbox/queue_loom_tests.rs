@@ -10,8 +10,39 @@ use std::collections::VecDeque;
 use loom::sync::Arc;
 use loom::thread;
 
-use super::Queue;
-use crate::loom::Ordering::{self, Relaxed, Release};
+use super::{Queue, CLOSED, ID, NIL};
+use crate::loom::Ordering::{self, AcqRel, Acquire, Relaxed, Release};
+
+/// How a model's producers push: `Queue::push`, or a broken variant below.
+type PushFn<T> = fn(&Queue<T>, T) -> Result<bool, T>;
+
+/// `Queue::push` with the slot published by a Relaxed compare-and-swap
+/// (broken: the consumer's take is then not ordered after the write of the
+/// message, nor after the store that published the slot's chunk).
+fn push_relaxed<T>(queue: &Queue<T>, value: T) -> Result<bool, T> {
+    if queue.head.load(Relaxed) & CLOSED != 0 {
+        return Err(value);
+    }
+    let id = queue.alloc();
+    let slot = queue.slot(id);
+    // SAFETY: the slot is ours from `alloc` until the push below.
+    slot.value.with_mut(|p| unsafe { (*p).write(value) });
+    let mut top = queue.head.load(Relaxed);
+    loop {
+        if top & CLOSED != 0 {
+            // SAFETY: still ours (not pushed); we wrote it above.
+            return Err(slot.value.with_mut(|p| unsafe { (*p).assume_init_read() }));
+        }
+        slot.next.store(top as u32, Relaxed);
+        match queue
+            .head
+            .compare_exchange_weak(top, id as u64, Relaxed, Relaxed)
+        {
+            Ok(_) => return Ok(top as u32 == NIL),
+            Err(actual) => top = actual,
+        }
+    }
+}
 
 /// Runs `model` under loom with at most 2 preemptions.
 fn check(model: impl Fn() + Sync + Send + 'static) {
@@ -54,7 +85,7 @@ fn join_all(threads: Vec<thread::JoinHandle<()>>) {
 /// reused), on a thread of its own: from the main thread, loom explored its
 /// takes only as a block before or after the pushes, and missed the broken
 /// publish below.
-fn producers_and_consumer(publish: Ordering) {
+fn producers_and_consumer(push: PushFn<(usize, u32)>) {
     check(move || {
         let queue = Arc::new(Queue::<(usize, u32)>::new());
         let producers: Vec<_> = (0..2)
@@ -62,7 +93,7 @@ fn producers_and_consumer(publish: Ordering) {
                 let queue = Arc::clone(&queue);
                 thread::spawn(move || {
                     for seq in 0..2 {
-                        queue.push_publishing((p, seq), publish).unwrap();
+                        push(&queue, (p, seq)).unwrap();
                     }
                 })
             })
@@ -94,7 +125,7 @@ fn producers_and_consumer(publish: Ordering) {
 
 #[test]
 fn two_producers_one_consumer_with_reuse() {
-    producers_and_consumer(Release);
+    producers_and_consumer(Queue::push);
 }
 
 /// The slot published by a Relaxed compare-and-swap: the consumer's take
@@ -102,7 +133,7 @@ fn two_producers_one_consumer_with_reuse() {
 #[test]
 #[should_panic]
 fn broken_relaxed_publish_is_caught_by_the_take() {
-    producers_and_consumer(Relaxed);
+    producers_and_consumer(push_relaxed);
 }
 
 /// A slot goes back to the senders only once the consumer is done with it.
@@ -184,12 +215,8 @@ fn broken_relaxed_first_release_is_caught() {
 /// Two senders pop from a free list that has a slot for each: neither may
 /// give up and grow the queue. Set up in sequence: slots 1, 2 and 3 are
 /// free (3 is the last, which senders leave), and no fresh slot is left.
-/// A sender that read the front (slot 1) and then its link after the other
-/// sender had popped slot 1 and pushed it onto the empty queue (writing
-/// its link to none) must look again, not take that none for the end of
-/// the list. With `take`, the consumer takes at the same time: the none
-/// may then be the one its reversal wrote into that slot, and the second
-/// look must see the pop through the consumer.
+/// A sender that finds the other popping must wait for that pop, not grow
+/// the queue. With `take`, the consumer takes and appends at the same time.
 fn racing_pops(take: bool) {
     check(move || {
         let queue = Arc::new(Queue::<u32>::new());
@@ -212,18 +239,131 @@ fn racing_pops(take: bool) {
     });
 }
 
-/// Fails on the first version, which gave up on a link of none, and with
-/// the link store of a push Relaxed (the second look at the front may then
-/// still return the old front).
+/// Fails with a sender that grows the queue when the other is popping.
 #[test]
 fn racing_pops_do_not_grow_the_queue() {
     racing_pops(false);
 }
 
-/// Fails with the reversal's store of none Relaxed.
 #[test]
 fn racing_pops_and_a_take_do_not_grow_the_queue() {
     racing_pops(true);
+}
+
+/// The slots of queued messages, newest first.
+fn queued(queue: &Queue<u32>) -> Vec<u32> {
+    let mut ids = Vec::new();
+    let mut id = (queue.head.load(Relaxed) & ID) as u32;
+    while id != NIL {
+        assert!(ids.len() < 16, "the queued stack is a cycle");
+        ids.push(id);
+        id = queue.slot(id).next.load(Relaxed);
+    }
+    ids
+}
+
+/// With every thread joined: the free list runs from its front to the
+/// consumer's `tail`, which ends it, and holds no queued slot.
+fn assert_free_list_sound(queue: &Queue<u32>) {
+    let queued = queued(queue);
+    let tail = queue.tail.load(Relaxed);
+    let mut id = (queue.alloc.free.load(Relaxed) & ID) as u32;
+    let mut len = 1;
+    while id != tail {
+        assert!(!queued.contains(&id), "slot {id} is both free and queued");
+        assert!(len < 16, "the free list is a cycle");
+        id = queue.slot(id).next.load(Relaxed);
+        assert_ne!(id, NIL, "the free list ends before the consumer's tail");
+        len += 1;
+    }
+    assert!(!queued.contains(&id), "slot {id} is both free and queued");
+    assert_eq!(queue.slot(tail).next.load(Relaxed), NIL);
+}
+
+/// A pop overtaken while its slot goes round: slots 1, 2 and 3 are free (3
+/// last) and no fresh slot is left. Producer A pushes once; producer B
+/// pushes three times while the consumer takes once. If A stalls after
+/// reading the front (slot 1) and its link (2), B can pop 1, the consumer
+/// take and append it behind 3, and B pop 2 and 3: the front is 1 again,
+/// with 2 queued. A pop that then trusted its link would put a queued slot
+/// at the front and take the consumer's `tail` (a tag guards against
+/// that only until it wraps). Every message is taken once, B's in order,
+/// and the free list stays sound.
+fn overtaken_pop(push: PushFn<u32>) {
+    check(move || {
+        let queue = Arc::new(Queue::<u32>::new());
+        let mut got = VecDeque::new();
+        for msg in 1..=3 {
+            queue.push(msg).unwrap();
+        }
+        queue.take_all(&mut got);
+        let a = {
+            let queue = Arc::clone(&queue);
+            thread::spawn(move || {
+                push(&queue, 10).unwrap();
+            })
+        };
+        let b = {
+            let queue = Arc::clone(&queue);
+            thread::spawn(move || {
+                for msg in 20..23 {
+                    push(&queue, msg).unwrap();
+                }
+            })
+        };
+        let consumer = spawn_take(&queue, Release);
+        join_all(vec![a, b]);
+        got.extend(consumer.join().unwrap());
+        assert_free_list_sound(&queue);
+        queue.take_all(&mut got);
+        let from_b: Vec<u32> = got.iter().copied().filter(|&m| m >= 20).collect();
+        assert_eq!(from_b, [20, 21, 22], "B's messages out of order or lost");
+        got.make_contiguous().sort_unstable();
+        assert_eq!(got, [1, 2, 3, 10, 20, 21, 22]);
+    });
+}
+
+#[test]
+fn an_overtaken_pop_hands_out_no_queued_slot() {
+    overtaken_pop(Queue::push);
+}
+
+/// A push whose pop does not set `POPPING` and trusts its link when the
+/// front is unchanged: the compare-and-swap a tag made safe only until it
+/// wraps (a tag that wrapped is no tag). Broken: the model must catch it.
+fn push_popping_unguarded(queue: &Queue<u32>, value: u32) -> Result<bool, u32> {
+    let mut cur = queue.alloc.free.load(Acquire);
+    let popped = loop {
+        let id = (cur & ID) as u32;
+        if id == NIL {
+            break None;
+        }
+        let next = queue.slot(id).next.load(Acquire);
+        if next == NIL {
+            let now = queue.alloc.free.load(Acquire);
+            if now == cur {
+                break None;
+            }
+            cur = now;
+            continue;
+        }
+        match queue
+            .alloc
+            .free
+            .compare_exchange(cur, next as u64, AcqRel, Acquire)
+        {
+            Ok(_) => break Some(id),
+            Err(actual) => cur = actual,
+        }
+    };
+    let id = popped.unwrap_or_else(|| queue.alloc());
+    queue.push_into(id, value)
+}
+
+#[test]
+#[should_panic(expected = "both free and queued")]
+fn broken_unguarded_pop_is_caught() {
+    overtaken_pop(push_popping_unguarded);
 }
 
 /// Closing hands a racing push its message back or takes it: never both,
@@ -259,7 +399,7 @@ fn broken_relaxed_publish_is_caught() {
         let msg = Arc::new(());
         let producer = {
             let (queue, msg) = (Arc::clone(&queue), Arc::clone(&msg));
-            thread::spawn(move || queue.push_publishing(msg, Relaxed).is_ok())
+            thread::spawn(move || push_relaxed(&queue, msg).is_ok())
         };
         let mut taken = VecDeque::new();
         queue.close(&mut taken);
