@@ -10,7 +10,7 @@
 //! it:
 //!
 //! * **send**: a `Sender` sends on a lane (`mailbox/lanes.rs`: the common
-//!   one, or one of its own), a lock-free stack whose push tells the sender
+//!   one, or one of its own), a stack of recycled slots whose push tells the sender
 //!   whether it was empty (`mailbox/queue.rs`); the send that finds its lane
 //!   empty lists the lane on a stack of lanes with messages, and that
 //!   listing tells it whether the whole mailbox was empty. Only the send
@@ -337,9 +337,11 @@ pub(crate) fn try_recv_with<T>(
 /// takes one message per event gets one event per message.
 ///
 /// Only a send into an empty queue wakes the loop (and that wake coalesces
-/// like [`Waker::notify`]: no system call while one is pending). The queue is
-/// lock-free, and its slots are recycled, so steady traffic allocates nothing
-/// per message. Messages from one sender arrive in the order sent. Messages
+/// like [`Waker::notify`]: no system call while one is pending). The loop
+/// never waits for a sender, sends on different lanes never wait for each
+/// other, and senders sharing a lane may only wait for another's pop of a
+/// free slot (a few instructions; see [lanes](Sender#lanes)). Slots are
+/// recycled, so steady traffic allocates nothing per message. Messages from one sender arrive in the order sent. Messages
 /// still queued when the `Mailbox` is dropped are dropped with it; later
 /// sends return [`SendError`] with the message. When every [`Sender`] is gone
 /// the loop is woken, and [`try_recv`](Mailbox::try_recv) reports
@@ -1212,7 +1214,11 @@ impl<T> fmt::Debug for Drain<'_, T> {
 /// through one Sender shared by reference (it is `Sync`): this is the
 /// common lane's case whenever `sender()` is used from several threads. A
 /// message may then wait, unseen by the loop, for another thread's send on
-/// the same lane to finish.
+/// the same lane to finish; and a send may wait for another thread's pop of
+/// the lane's free list (one pop at a time, so that a stalled sender can
+/// never make another hand out a slot still in use), spinning briefly and
+/// then yielding its CPU. A sender stalled in that pop (descheduled, or
+/// stopped by a debugger) holds up the other senders of its lane only.
 ///
 /// # Examples
 ///

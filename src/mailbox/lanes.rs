@@ -4,7 +4,7 @@
 //!
 //! # Shape
 //!
-//! * **A lane** is a [`Queue`] (`queue.rs`: a lock-free stack of recycled
+//! * **A lane** is a [`Queue`] (`queue.rs`: a stack of recycled
 //!   slots, free ones going round in a FIFO, whose push says whether it was
 //!   empty) plus two links. Every
 //!   `Sender` made by `Mailbox::sender` (and its clones) sends on the

@@ -1,4 +1,4 @@
-//! One lane of the Mailbox's queue (`lanes.rs`): a lock-free stack of
+//! One lane of the Mailbox's queue (`lanes.rs`): a stack of
 //! message slots that the consumer takes whole, with slots recycled through
 //! a free list, so that steady traffic allocates nothing.
 //!
