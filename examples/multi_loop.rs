@@ -179,14 +179,22 @@ fn run(args: &Args) -> io::Result<()> {
     Ok(())
 }
 
+/// `SOMAXCONN`: on Windows winsock2's 0x7fffffff, "the provider's maximum".
+#[cfg(unix)]
+const SOMAXCONN: i32 = libc::SOMAXCONN;
+#[cfg(windows)]
+const SOMAXCONN: i32 = i32::MAX;
+
 /// A listener with the system's maximum backlog.
 fn bind(addr: SocketAddr) -> io::Result<StdTcpListener> {
     let backlog = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
         .ok()
         .and_then(|s| s.trim().parse::<i32>().ok())
         .filter(|&n| n > 0)
-        .unwrap_or(libc::SOMAXCONN);
+        .unwrap_or(SOMAXCONN);
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // On Windows SO_REUSEADDR would let another socket take the port.
+    #[cfg(unix)]
     socket.set_reuse_address(true)?;
     socket.bind(&addr.into())?;
     socket.listen(backlog)?;

@@ -14,16 +14,17 @@ use std::str::FromStr;
 /// | [`TcpLoopback`](Backend::TcpLoopback) | TCP over loopback | 2 | 1-byte `send` | one `recv` |
 ///
 /// The names used by [`Display`](fmt::Display) and [`FromStr`] are `eventfd`,
-/// `pipe`, `socketpair` and `tcp`.
+/// `pipe`, `socketpair` and `tcp`. Windows has `TcpLoopback` only (its fds
+/// are sockets); asking it for another is `ErrorKind::Unsupported`.
 ///
 /// # Examples
 ///
 /// ```
 /// use wakefd::Backend;
 ///
-/// let backend: Backend = "pipe".parse().unwrap();
-/// assert_eq!(backend, Backend::Pipe);
-/// assert_eq!(backend.to_string(), "pipe");
+/// let backend: Backend = "tcp".parse().unwrap();
+/// assert_eq!(backend, Backend::TcpLoopback);
+/// assert_eq!(backend.to_string(), "tcp");
 /// assert!(Backend::available().contains(&Backend::default()));
 /// ```
 ///
@@ -84,20 +85,21 @@ impl Backend {
     fn is_supported(self) -> bool {
         match self {
             Backend::EventFd => cfg!(any(target_os = "linux", target_os = "android")),
-            Backend::Pipe | Backend::UnixSocketPair | Backend::TcpLoopback => true,
+            Backend::Pipe | Backend::UnixSocketPair => cfg!(unix),
+            Backend::TcpLoopback => true,
         }
     }
 }
 
 impl Default for Backend {
     /// The best backend the platform has: [`EventFd`](Backend::EventFd) on
-    /// Linux and Android, [`Pipe`](Backend::Pipe) elsewhere.
+    /// Linux and Android, [`Pipe`](Backend::Pipe) on other Unix,
+    /// [`TcpLoopback`](Backend::TcpLoopback) on Windows.
     fn default() -> Backend {
-        if Backend::EventFd.is_supported() {
-            Backend::EventFd
-        } else {
-            Backend::Pipe
-        }
+        // The first of `ALL` this platform has; every platform has TCP.
+        ALL.into_iter()
+            .find(|b| b.is_supported())
+            .unwrap_or(Backend::TcpLoopback)
     }
 }
 

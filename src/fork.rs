@@ -45,19 +45,27 @@
 //! own handler before making anything (whether or not the interrupted
 //! registration reached the child's list, no inherited object relies on
 //! it). Nothing in the child waits for a thread the child does not have.
+//!
+//! This is a Unix promise: Windows has no `fork`, a child process inherits
+//! no socket of ours (they are not inheritable), and there no handler is
+//! registered and the generation never changes, so nothing is `inherited`.
 
 use std::io;
+#[cfg(unix)]
 use std::sync::atomic::{
-    AtomicBool, AtomicUsize,
-    Ordering::{Acquire, Relaxed, Release},
+    AtomicBool,
+    Ordering::{Acquire, Release},
 };
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 /// Bumped in every forked child, once per registered handler.
 static GENERATION: AtomicUsize = AtomicUsize::new(0);
 
 /// A fork handler is registered in this process (see the module doc).
+#[cfg(unix)]
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 
+#[cfg(unix)]
 extern "C" fn in_child() {
     // Async-signal-safe: one atomic add. The child has one thread here, and
     // every thread it starts later sees this store (thread creation
@@ -76,6 +84,7 @@ extern "C" fn in_child() {
 pub(crate) fn generation() -> io::Result<usize> {
     // Acquire: pairs with the Release in `install`, so the registration it
     // reports happens before the object our caller makes.
+    #[cfg(unix)]
     if !INSTALLED.load(Acquire) {
         install()?;
     }
@@ -84,6 +93,7 @@ pub(crate) fn generation() -> io::Result<usize> {
 
 /// Registers a fork handler of this call's own (never waits for another
 /// thread's: see the module doc).
+#[cfg(unix)]
 #[cold]
 fn install() -> io::Result<()> {
     // SAFETY: registers a child handler that only does an atomic add; no

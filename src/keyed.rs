@@ -55,7 +55,10 @@ use std::collections::TryReserveError;
 use std::fmt;
 use std::io;
 use std::iter::FusedIterator;
+#[cfg(unix)]
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+#[cfg(windows)]
+use std::os::windows::io::{AsRawSocket, AsSocket, BorrowedSocket, RawSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -318,7 +321,7 @@ impl KeyedNotifier {
     /// ```
     /// use wakefd::{Backend, KeyedNotifier};
     ///
-    /// let mut notifier = KeyedNotifier::with_backend(Backend::Pipe, 100)?;
+    /// let mut notifier = KeyedNotifier::with_backend(Backend::TcpLoopback, 100)?;
     /// notifier.waker(99)?.notify()?;
     /// assert_eq!(notifier.drain()?.collect::<Vec<_>>(), [99]);
     /// # std::io::Result::Ok(())
@@ -659,6 +662,7 @@ impl fmt::Debug for KeyedNotifier {
     }
 }
 
+#[cfg(unix)]
 impl AsFd for KeyedNotifier {
     /// The fd to watch for readability: the inner [`Notifier`]'s.
     fn as_fd(&self) -> BorrowedFd<'_> {
@@ -666,10 +670,27 @@ impl AsFd for KeyedNotifier {
     }
 }
 
+#[cfg(unix)]
 impl AsRawFd for KeyedNotifier {
     /// The fd to watch for readability: the inner [`Notifier`]'s.
     fn as_raw_fd(&self) -> RawFd {
         self.notifier.as_raw_fd()
+    }
+}
+
+#[cfg(windows)]
+impl AsSocket for KeyedNotifier {
+    /// The socket to watch for readability: the inner [`Notifier`]'s.
+    fn as_socket(&self) -> BorrowedSocket<'_> {
+        self.notifier.as_socket()
+    }
+}
+
+#[cfg(windows)]
+impl AsRawSocket for KeyedNotifier {
+    /// The socket to watch for readability: the inner [`Notifier`]'s.
+    fn as_raw_socket(&self) -> RawSocket {
+        self.notifier.as_raw_socket()
     }
 }
 

@@ -7,10 +7,11 @@
 //! lost. A [`Mailbox`] pairs a queue with a notifier so that worker threads can
 //! hand values to the loop.
 //!
-//! | platform | default backend | also available |
-//! | --- | --- | --- |
-//! | Linux, Android | [`Backend::EventFd`] | `Pipe`, `UnixSocketPair`, `TcpLoopback` |
-//! | other Unix | [`Backend::Pipe`] | `UnixSocketPair`, `TcpLoopback` |
+//! | platform | default backend | also available | handle traits |
+//! | --- | --- | --- | --- |
+//! | Linux, Android | [`Backend::EventFd`] | `Pipe`, `UnixSocketPair`, `TcpLoopback` | `AsFd`, `AsRawFd` |
+//! | other Unix | [`Backend::Pipe`] | `UnixSocketPair`, `TcpLoopback` | `AsFd`, `AsRawFd` |
+//! | Windows | [`Backend::TcpLoopback`] | none | `AsSocket`, `AsRawSocket` |
 //!
 //! # Examples
 //!
@@ -63,11 +64,13 @@
 //!   whatever the loop does with its events.
 //! * A [`KeyedNotifier`] carries any number of wake keys on one fd and yields
 //!   just the keys that fired.
-//! * [`Waker::notify`] is async-signal-safe: wake a loop from a signal
-//!   handler.
-//! * After `fork()`, an inherited notifier fails in the child with an error
-//!   saying it belongs to the parent process, instead of stealing or faking
-//!   the parent's wakes; make a new one in the child.
+//! * On Unix, [`Waker::notify`] is async-signal-safe: wake a loop from a
+//!   signal handler. (On Windows a console control handler runs on a thread
+//!   of its own, so `notify` there is an ordinary call.)
+//! * On Unix, after `fork()`, an inherited notifier fails in the child with
+//!   an error saying it belongs to the parent process, instead of stealing or
+//!   faking the parent's wakes; make a new one in the child. (Windows has no
+//!   `fork`, and its sockets are not inherited by child processes.)
 //!
 //! # The protocol
 //!
@@ -81,8 +84,8 @@
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![doc(test(attr(deny(warnings))))]
 
-#[cfg(not(unix))]
-compile_error!("wakefd supports Unix platforms only");
+#[cfg(not(any(unix, windows)))]
+compile_error!("wakefd supports Unix and Windows");
 
 mod backend;
 mod fork;

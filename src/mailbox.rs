@@ -41,7 +41,10 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
+#[cfg(unix)]
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+#[cfg(windows)]
+use std::os::windows::io::{AsRawSocket, AsSocket, BorrowedSocket, RawSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -414,8 +417,8 @@ impl<T> Mailbox<T> {
     /// ```
     /// use wakefd::{Backend, Mailbox};
     ///
-    /// let mailbox = Mailbox::<String>::with_backend(Backend::UnixSocketPair)?;
-    /// assert_eq!(mailbox.backend(), Backend::UnixSocketPair);
+    /// let mailbox = Mailbox::<String>::with_backend(Backend::TcpLoopback)?;
+    /// assert_eq!(mailbox.backend(), Backend::TcpLoopback);
     /// # std::io::Result::Ok(())
     /// ```
     pub fn with_backend(backend: Backend) -> io::Result<Mailbox<T>> {
@@ -474,7 +477,7 @@ impl<T> Mailbox<T> {
     /// ```
     /// use wakefd::{Backend, Mailbox};
     ///
-    /// let mailbox = Mailbox::<u64>::bounded_with_backend(64, Backend::Pipe)?;
+    /// let mailbox = Mailbox::<u64>::bounded_with_backend(64, Backend::TcpLoopback)?;
     /// assert_eq!(mailbox.capacity(), Some(64));
     /// # std::io::Result::Ok(())
     /// ```
@@ -1062,6 +1065,7 @@ impl<T> fmt::Debug for Mailbox<T> {
     }
 }
 
+#[cfg(unix)]
 impl<T> AsFd for Mailbox<T> {
     /// The fd to watch for readability.
     fn as_fd(&self) -> BorrowedFd<'_> {
@@ -1069,10 +1073,27 @@ impl<T> AsFd for Mailbox<T> {
     }
 }
 
+#[cfg(unix)]
 impl<T> AsRawFd for Mailbox<T> {
     /// The fd to watch for readability.
     fn as_raw_fd(&self) -> RawFd {
         self.notifier.as_raw_fd()
+    }
+}
+
+#[cfg(windows)]
+impl<T> AsSocket for Mailbox<T> {
+    /// The socket to watch for readability.
+    fn as_socket(&self) -> BorrowedSocket<'_> {
+        self.notifier.as_socket()
+    }
+}
+
+#[cfg(windows)]
+impl<T> AsRawSocket for Mailbox<T> {
+    /// The socket to watch for readability.
+    fn as_raw_socket(&self) -> RawSocket {
+        self.notifier.as_raw_socket()
     }
 }
 

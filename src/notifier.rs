@@ -2,7 +2,10 @@
 
 use std::fmt;
 use std::io;
+#[cfg(unix)]
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+#[cfg(windows)]
+use std::os::windows::io::{AsRawSocket, AsSocket, BorrowedSocket, RawSocket};
 use std::sync::atomic::{
     AtomicBool, AtomicUsize,
     Ordering::{Relaxed, SeqCst},
@@ -10,7 +13,6 @@ use std::sync::atomic::{
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token};
 
 use crate::fork;
@@ -124,8 +126,8 @@ const PEEK_EVERY: Duration = Duration::from_micros(50);
 ///
 /// # I/O safety
 ///
-/// The fd that [`as_fd`](AsFd::as_fd) returns is the same, and open, from
-/// creation until the `Notifier` is dropped: a reactor may keep it
+/// The fd that `as_fd` returns (on Windows the socket of `as_socket`) is
+/// the same, and open, from creation until the `Notifier` is dropped: a reactor may keep it
 /// registered for that long (tokio's `AsyncFd`, async-io's `Async`,
 /// `polling`, calloop's `Generic` rely on exactly that). The same holds for
 /// a [`Mailbox`](crate::Mailbox) and a [`KeyedNotifier`](crate::KeyedNotifier).
@@ -199,7 +201,7 @@ impl Notifier {
     /// ```
     /// use wakefd::{Backend, Notifier};
     ///
-    /// let notifier = Notifier::with_backend(Backend::Pipe)?;
+    /// let notifier = Notifier::with_backend(Backend::TcpLoopback)?;
     /// notifier.waker().notify()?;
     /// assert!(notifier.drain()?);
     /// # std::io::Result::Ok(())
@@ -231,8 +233,8 @@ impl Notifier {
     /// ```
     /// use wakefd::{Backend, Notifier};
     ///
-    /// let notifier = Notifier::with_backend(Backend::Pipe)?;
-    /// assert_eq!(notifier.backend(), Backend::Pipe);
+    /// let notifier = Notifier::with_backend(Backend::TcpLoopback)?;
+    /// assert_eq!(notifier.backend(), Backend::TcpLoopback);
     /// # std::io::Result::Ok(())
     /// ```
     pub fn backend(&self) -> Backend {
@@ -336,7 +338,8 @@ impl Notifier {
         self.inner.state.is_pending()
     }
 
-    /// For a thread with no reactor: blocks in [`poll(2)`] until notified or
+    /// For a thread with no reactor: blocks in [`poll(2)`] (`WSAPoll` on
+    /// Windows) until notified or
     /// until `timeout` passes (`None`: no limit), then drains. `Ok(true)` if
     /// it was notified.
     ///
@@ -401,7 +404,7 @@ impl Notifier {
             // A wake absorbed while the loop was announced awake (and then
             // `announce_sleep` returned false) wrote nothing: don't wait for
             // the fd.
-            return Ok(ready() || self.is_pending() || sys::poll_readable(self.as_fd(), deadline)?);
+            return Ok(ready() || self.is_pending() || self.inner.sys.poll_readable(deadline)?);
         }
         let mut readable = false;
         self.sleep_cycle(
@@ -409,7 +412,7 @@ impl Notifier {
             &ready,
             || Ok(false),
             |timeout| {
-                readable = sys::poll_readable(self.as_fd(), sys::deadline(timeout))?;
+                readable = self.inner.sys.poll_readable(sys::deadline(timeout))?;
                 Ok(())
             },
             flush,
@@ -438,19 +441,21 @@ impl Notifier {
     ///
     /// # Examples
     ///
+    /// A loop's own reactor (here a `mio::Poll` it blocks in itself):
+    ///
     /// ```
-    /// use std::os::fd::AsRawFd;
+    /// use std::time::Duration;
     ///
     /// let mut notifier = wakefd::Notifier::new()?;
     /// let waker = notifier.waker();
+    /// let mut reactor = mio::Poll::new()?;
+    /// let mut events = mio::Events::with_capacity(8);
     /// let awake = notifier.announce_awake(); // the loop is running
     /// waker.notify()?; // no system call: the loop is awake
     ///
-    /// let timeout_ms = if awake.announce_sleep() { 10_000 } else { 0 };
-    /// assert_eq!(timeout_ms, 0); // a wake is pending: don't block
-    /// let mut pfd = libc::pollfd { fd: notifier.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-    /// // SAFETY: one valid pollfd.
-    /// unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+    /// let timeout = if awake.announce_sleep() { Duration::from_secs(10) } else { Duration::ZERO };
+    /// assert_eq!(timeout, Duration::ZERO); // a wake is pending: don't block
+    /// reactor.poll(&mut events, Some(timeout))?;
     /// awake.announce_awake();
     /// assert!(notifier.drain()?);
     /// assert_eq!(notifier.stats().wakes_written, 0);
@@ -594,6 +599,10 @@ impl Notifier {
             let ours = events.iter().any(|e| e.token() == token);
             if self.inner.awake.load(Relaxed) {
                 self.inner.maybe_written.store(ours, Relaxed);
+            }
+            if ours {
+                // The caller need not drain after a spurious event.
+                self.inner.sys.rearm_after_event()?;
             }
         }
         result
@@ -802,20 +811,21 @@ impl Notifier {
 ///
 /// # Examples
 ///
-/// A custom reactor's loop (here `poll(2)`) with sleep announcements:
+/// A custom reactor's loop (here a `mio::Poll` it blocks in itself) with
+/// sleep announcements:
 ///
 /// ```
-/// use std::os::fd::AsRawFd;
+/// use std::time::Duration;
 ///
 /// let mut notifier = wakefd::Notifier::new()?;
 /// let waker = notifier.waker();
+/// let mut reactor = mio::Poll::new()?;
+/// let mut events = mio::Events::with_capacity(8);
 /// let awake = notifier.announce_awake();
 /// for round in 0..3 {
 ///     waker.notify()?; // the loop is awake: absorbed, no system call
-///     let timeout_ms = if awake.announce_sleep() { 10_000 } else { 0 };
-///     let mut pfd = libc::pollfd { fd: notifier.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-///     // SAFETY: one valid pollfd.
-///     unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+///     let timeout = if awake.announce_sleep() { Duration::from_secs(10) } else { Duration::ZERO };
+///     reactor.poll(&mut events, Some(timeout))?;
 ///     awake.announce_awake();
 ///     assert!(notifier.drain()?, "round {round}");
 /// }
@@ -899,7 +909,7 @@ impl Drop for Awake {
 impl fmt::Debug for Awake {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Awake")
-            .field("fd", &self.inner.sys.fd().as_raw_fd())
+            .field("fd", &self.inner.sys.raw())
             .finish()
     }
 }
@@ -956,22 +966,40 @@ impl fmt::Debug for Notifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Notifier")
             .field("backend", &self.backend)
-            .field("fd", &self.as_raw_fd())
+            .field("fd", &self.inner.sys.raw())
             .finish()
     }
 }
 
+#[cfg(unix)]
 impl AsFd for Notifier {
-    /// The fd to watch for readability.
+    /// The fd to watch for readability (see "I/O safety" above).
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.inner.sys.fd()
     }
 }
 
+#[cfg(unix)]
 impl AsRawFd for Notifier {
     /// The fd to watch for readability.
     fn as_raw_fd(&self) -> RawFd {
-        self.as_fd().as_raw_fd()
+        self.inner.sys.raw()
+    }
+}
+
+#[cfg(windows)]
+impl AsSocket for Notifier {
+    /// The socket to watch for readability (see "I/O safety" above).
+    fn as_socket(&self) -> BorrowedSocket<'_> {
+        self.inner.sys.fd()
+    }
+}
+
+#[cfg(windows)]
+impl AsRawSocket for Notifier {
+    /// The socket to watch for readability.
+    fn as_raw_socket(&self) -> RawSocket {
+        self.inner.sys.raw()
     }
 }
 
@@ -995,7 +1023,7 @@ impl mio::event::Source for Notifier {
         interests: Interest,
     ) -> io::Result<()> {
         check_interest(interests)?;
-        SourceFd(&self.as_raw_fd()).register(registry, token, interests)?;
+        self.inner.sys.register(registry, token, interests)?;
         self.skip_read = self.inner.sys.edge_needs_no_read();
         self.token = Some(token);
         Ok(())
@@ -1008,14 +1036,14 @@ impl mio::event::Source for Notifier {
         interests: Interest,
     ) -> io::Result<()> {
         check_interest(interests)?;
-        SourceFd(&self.as_raw_fd()).reregister(registry, token, interests)?;
+        self.inner.sys.reregister(registry, token, interests)?;
         self.skip_read = self.inner.sys.edge_needs_no_read();
         self.token = Some(token);
         Ok(())
     }
 
     fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
-        SourceFd(&self.as_raw_fd()).deregister(registry)?;
+        self.inner.sys.deregister(registry)?;
         self.skip_read = false;
         self.token = None;
         // Wakes may have been left unread while mio watched the fd.
@@ -1105,7 +1133,7 @@ impl Waker {
 impl fmt::Debug for Waker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Waker")
-            .field("fd", &self.inner.sys.fd().as_raw_fd())
+            .field("fd", &self.inner.sys.raw())
             .finish()
     }
 }

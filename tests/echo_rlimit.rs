@@ -4,6 +4,7 @@
 //!
 //! This lowers `RLIMIT_NOFILE` for the whole process, so it is its own test
 //! binary with one test function: nothing else runs beside it.
+#![cfg(unix)] // lowers RLIMIT_NOFILE
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};

@@ -1,5 +1,6 @@
 //! Its own test binary, with one test, because it counts the process's open
 //! fds and lowers `RLIMIT_NOFILE`: nothing else may run beside it.
+#![cfg(unix)] // counts fds and lowers RLIMIT_NOFILE
 
 mod util;
 

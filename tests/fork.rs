@@ -20,27 +20,43 @@
 //! (or `--ignored`), as `#[ignore]`d tests would. The fork race runs
 //! `WAKEFD_FORK_RACE_TRIALS` trials (default 2 000).
 
+// Forks: every case is Unix-only; elsewhere the binary runs none.
+#[cfg(not(unix))]
+fn main() {}
+
 mod util;
 
+#[cfg(unix)]
 use std::io;
+#[cfg(unix)]
 use std::os::fd::AsRawFd;
+#[cfg(unix)]
 use std::panic::{self, AssertUnwindSafe};
+#[cfg(unix)]
 use std::process::ExitCode;
+#[cfg(unix)]
 use std::sync::atomic::{AtomicBool, Ordering};
+#[cfg(unix)]
 use std::thread;
+#[cfg(unix)]
 use std::time::{Duration, Instant};
 
+#[cfg(unix)]
 use mio::{Events, Poll};
+#[cfg(unix)]
 use util::{is_readable, wakes_in_fd, TIMEOUT};
+#[cfg(unix)]
 use wakefd::{Backend, Mailbox, Notifier, TryRecvError};
 
 // ---- forking ----
 
 /// A failed check in the child: its number (the exit status) and what it
 /// checked.
+#[cfg(unix)]
 struct Failed(u8, String);
 
 /// `Ok(())` if `ok`, else the failed check `code`.
+#[cfg(unix)]
 fn check(ok: bool, code: u8, what: impl FnOnce() -> String) -> Result<(), Failed> {
     if ok {
         Ok(())
@@ -51,6 +67,7 @@ fn check(ok: bool, code: u8, what: impl FnOnce() -> String) -> Result<(), Failed
 
 /// Checks that `result` is the error of an object inherited across fork: its
 /// message says it belongs to the parent process.
+#[cfg(unix)]
 fn check_inherited<T: std::fmt::Debug>(
     result: io::Result<T>,
     code: u8,
@@ -68,6 +85,7 @@ fn check_inherited<T: std::fmt::Debug>(
 /// Forks; runs `child` in the child and `_exit`s with its outcome (0, the
 /// failed check's number, or 101 on a panic); in the parent, waits for the
 /// child and panics unless it exited with 0.
+#[cfg(unix)]
 fn fork_and_check(child: impl FnOnce() -> Result<(), Failed>) {
     // SAFETY: this process has one thread (no libtest harness), so the child
     // is a complete copy and may do anything the parent could. It never
@@ -102,6 +120,7 @@ fn fork_and_check(child: impl FnOnce() -> Result<(), Failed>) {
 /// Waits for the child `pid` for at most `timeout`. `Some(status)` if it
 /// ended; `None` if it was still running at the deadline, and then it has
 /// been killed (and reaped) and `wchan` says where it was blocked.
+#[cfg(unix)]
 fn wait_or_kill(pid: libc::pid_t, timeout: Duration) -> Option<libc::c_int> {
     let deadline = Instant::now() + timeout;
     loop {
@@ -138,16 +157,23 @@ fn wait_or_kill(pid: libc::pid_t, timeout: Duration) -> Option<libc::c_int> {
 
 /// A grandchild still running after this is hung (it needs well under a
 /// millisecond).
+#[cfg(unix)]
 const HANG: Duration = Duration::from_secs(2);
 
 /// The fork race stops after this many hangs: the verdict is known.
+#[cfg(unix)]
 const ENOUGH_HANGS: usize = 5;
 
 /// What a fork-race trial's process reports in its exit status.
+#[cfg(unix)]
 const RACE_OK: i32 = 0;
+#[cfg(unix)]
 const RACE_HUNG: i32 = 1;
+#[cfg(unix)]
 const RACE_GRANDCHILD_FAILED: i32 = 2;
+#[cfg(unix)]
 const RACE_THREAD_FAILED: i32 = 3;
+#[cfg(unix)]
 const RACE_FORK_FAILED: i32 = 4;
 
 /// A thread makes the process's first Notifier while the main thread forks:
@@ -161,6 +187,7 @@ const RACE_FORK_FAILED: i32 = 4;
 /// killed and counted; any hang fails the case. Bounded in trials
 /// (`WAKEFD_FORK_RACE_TRIALS`), in hangs ([`ENOUGH_HANGS`]) and in time (no
 /// new trial after a minute plus 5 ms a trial).
+#[cfg(unix)]
 fn child_forked_while_a_thread_makes_the_first_notifier_does_not_hang() {
     let trials: usize = std::env::var("WAKEFD_FORK_RACE_TRIALS")
         .map(|t| t.parse().expect("WAKEFD_FORK_RACE_TRIALS: a number"))
@@ -205,6 +232,7 @@ fn child_forked_while_a_thread_makes_the_first_notifier_does_not_hang() {
 
 /// One fork-race trial, in a fresh process: see the case above. Never
 /// returns.
+#[cfg(unix)]
 fn race_trial(trial: usize) -> ! {
     let code = panic::catch_unwind(|| race(trial)).unwrap_or(101);
     // SAFETY: ends the trial's process at once, without running the test
@@ -213,6 +241,7 @@ fn race_trial(trial: usize) -> ! {
 }
 
 /// The body of [`race_trial`]: its exit status.
+#[cfg(unix)]
 fn race(trial: usize) -> i32 {
     let started = AtomicBool::new(false);
     thread::scope(|s| {
@@ -257,6 +286,7 @@ fn race(trial: usize) -> i32 {
 /// (a) A wake pending at fork: the child's `drain`, `wait`, `poll` and
 /// `notify` fail with the parent-process error and leave the wake in the
 /// fd; the parent drains it and is woken again afterwards.
+#[cfg(unix)]
 fn child_cannot_drain_wait_or_notify_and_does_not_steal_the_wake(backend: Backend) {
     let notifier = Notifier::with_backend(backend).unwrap();
     let waker = notifier.waker();
@@ -290,6 +320,7 @@ fn child_cannot_drain_wait_or_notify_and_does_not_steal_the_wake(backend: Backen
 /// (b) The parent has drained: the child's `notify` (through any waker) does
 /// not make the parent's fd readable, nor does dropping the inherited
 /// notifier and wakers; the parent's wakers work as before.
+#[cfg(unix)]
 fn child_notify_does_not_wake_the_parent(backend: Backend) {
     // In slots, so that the child can drop its copies (taking them out of
     // the child's memory leaves the parent's alone).
@@ -324,6 +355,7 @@ fn child_notify_does_not_wake_the_parent(backend: Backend) {
 /// (c) Mailbox: in the child `send` gives the message back, `try_recv` is
 /// `Disconnected`, `drain` yields nothing, `wait` and `poll` fail; the
 /// parent receives its own messages, and only those.
+#[cfg(unix)]
 fn child_mailbox_cannot_send_or_receive(backend: Backend) {
     let mut mailbox = Mailbox::<u32>::with_backend(backend).unwrap();
     let sender = mailbox.sender();
@@ -370,6 +402,7 @@ fn child_mailbox_cannot_send_or_receive(backend: Backend) {
 
 /// (c') The child drops the only Sender (the "last sender" wake) and the
 /// Mailbox: the parent is not woken, and is not disconnected.
+#[cfg(unix)]
 fn child_dropping_the_last_sender_does_not_wake_the_parent(backend: Backend) {
     let mut mailbox_slot = Some(Mailbox::<u32>::with_backend(backend).unwrap());
     let mut sender_slot = mailbox_slot.as_ref().map(Mailbox::sender);
@@ -391,6 +424,7 @@ fn child_dropping_the_last_sender_does_not_wake_the_parent(backend: Backend) {
 
 /// (d) A notifier or mailbox made in the child works normally there (and
 /// the parent's, made before the fork, still works in the parent).
+#[cfg(unix)]
 fn fresh_notifier_in_the_child_works(backend: Backend) {
     let parents = Notifier::with_backend(backend).unwrap();
 
@@ -429,6 +463,7 @@ fn fresh_notifier_in_the_child_works(backend: Backend) {
 /// early, or a `try_recv` that took one of several, leaves messages in the
 /// loop's own buffer) yields them again from `drain` in the child, which
 /// the docs say yields nothing.
+#[cfg(unix)]
 fn child_mailbox_drain_yields_nothing_even_with_leftovers(backend: Backend) {
     let mut mailbox = Mailbox::<u32>::with_backend(backend).unwrap();
     let sender = mailbox.sender();
@@ -452,6 +487,7 @@ fn child_mailbox_drain_yields_nothing_even_with_leftovers(backend: Backend) {
 /// child drops it with messages left: the child's `Drain::drop` makes a wake
 /// pending through the inherited notifier with no fork check, and the
 /// parent's fd becomes readable although the parent has nothing new.
+#[cfg(unix)]
 fn child_dropping_an_inherited_drain_does_not_wake_the_parent(backend: Backend) {
     let mut mailbox = Mailbox::<u32>::with_backend(backend).unwrap();
     let fd = mailbox.as_raw_fd();
@@ -483,6 +519,7 @@ fn child_dropping_an_inherited_drain_does_not_wake_the_parent(backend: Backend) 
 /// partial drain, whose leftovers ring too, does not write to the parent's
 /// fd, and the parent still gets its messages.
 #[cfg(wakefd_fault_injection)]
+#[cfg(unix)]
 fn child_partial_drain_does_not_ring_the_parents_fd(backend: Backend) {
     let mut mailbox = Mailbox::<u32>::with_backend(backend).unwrap();
     let sender = mailbox.sender();
@@ -522,6 +559,7 @@ fn child_partial_drain_does_not_ring_the_parents_fd(backend: Backend) {
 /// the fork. (The child arms an alarm, so a deadlock kills it instead of
 /// hanging the test.) Runs last: the only case with a second thread, which
 /// it joins.
+#[cfg(unix)]
 fn child_sender_and_mailbox_drops_never_block_on_the_parents_lock(backend: Backend) {
     const FORKS: usize = 200;
     const SENDS: u32 = 2_000_000;
@@ -577,6 +615,7 @@ fn child_sender_and_mailbox_drops_never_block_on_the_parents_lock(backend: Backe
 }
 
 /// How a case runs.
+#[cfg(unix)]
 enum Run {
     /// Once per available backend.
     PerBackend(fn(Backend)),
@@ -585,6 +624,7 @@ enum Run {
     FirstInTheProcess(fn()),
 }
 
+#[cfg(unix)]
 struct Case {
     name: &'static str,
     run: Run,
@@ -593,6 +633,7 @@ struct Case {
 }
 
 /// The cases, in the order they run.
+#[cfg(unix)]
 fn cases() -> Vec<Case> {
     let case = |name, run| Case {
         name,
@@ -649,6 +690,7 @@ fn cases() -> Vec<Case> {
     cases
 }
 
+#[cfg(unix)]
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let include_ignored = args.iter().any(|a| a == "--include-ignored");

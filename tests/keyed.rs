@@ -344,13 +344,25 @@ fn notify_after_keyed_notifier_drop_is_broken_pipe() {
 
 #[test]
 fn the_fd_is_the_inner_notifiers_and_backend_is_kept() {
-    use std::os::fd::{AsFd, AsRawFd};
     for_each_backend!(|backend| {
         let notifier = KeyedNotifier::with_backend(backend, 10).unwrap();
         assert_eq!(notifier.backend(), backend);
-        assert_eq!(notifier.as_fd().as_raw_fd(), notifier.as_raw_fd());
-        util::assert_nonblocking(notifier.as_raw_fd());
-        util::assert_cloexec(notifier.as_raw_fd());
+        #[cfg(unix)]
+        {
+            use std::os::fd::{AsFd, AsRawFd};
+            assert_eq!(notifier.as_fd().as_raw_fd(), notifier.as_raw_fd());
+            util::assert_nonblocking(notifier.as_raw_fd());
+            util::assert_cloexec(notifier.as_raw_fd());
+        }
+        #[cfg(windows)]
+        {
+            use std::os::windows::io::{AsRawSocket, AsSocket};
+            assert_eq!(
+                notifier.as_socket().as_raw_socket(),
+                notifier.as_raw_socket()
+            );
+            util::assert_cloexec(notifier.as_raw_socket());
+        }
         assert!(!util::is_readable(&notifier));
         notifier.waker(0).unwrap().notify().unwrap();
         assert!(util::is_readable(&notifier));

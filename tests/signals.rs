@@ -4,6 +4,7 @@
 //! nothing on any path (written, coalesced, failed write, `BrokenPipe`),
 //! leaves `errno` as it found it, and the loop sees a wake after every
 //! handler call with everything the handler did before `notify` visible.
+#![cfg(unix)] // signal handlers
 
 mod util;
 

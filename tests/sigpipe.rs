@@ -1,6 +1,7 @@
 //! Its own test binary: it sets `SIGPIPE` back to its default action (kill
 //! the process), which Rust's runtime normally ignores, so a wake that raised
 //! the signal would end this process and fail the test.
+#![cfg(unix)] // SIGPIPE
 
 mod util;
 

@@ -3,7 +3,6 @@
 
 mod util;
 
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -131,7 +130,8 @@ fn a_loop_that_announces_nothing_gets_every_wake_written() {
     assert_eq!(notifier.stats().wakes_absorbed, 0);
 }
 
-/// The raw-reactor way: announce, poll(2), announce, drain.
+/// The raw-reactor way: announce, poll(2) (WSAPoll on Windows), announce,
+/// drain.
 #[test]
 fn announcements_around_a_raw_poll() {
     for_each_backend!(|backend| {
@@ -149,13 +149,7 @@ fn announcements_around_a_raw_poll() {
         // Now asleep for real: the next wake is written.
         assert!(awake.announce_sleep());
         waker.notify().unwrap();
-        let mut pfd = libc::pollfd {
-            fd: notifier.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        assert_eq!(unsafe { libc::poll(&mut pfd, 1, 10_000) }, 1);
+        assert!(util::readable_within(&notifier, TIMEOUT));
         awake.announce_awake();
         assert!(notifier.drain().unwrap());
         assert!(!is_readable(&notifier));
@@ -214,9 +208,11 @@ fn a_spinning_poll_still_sees_other_io() {
     poll.registry()
         .register(&mut notifier, NOTIFIER, Interest::READABLE)
         .unwrap();
-    let (mut tx, rx) = std::os::unix::net::UnixStream::pair().unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut tx = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (rx, _) = listener.accept().unwrap();
     rx.set_nonblocking(true).unwrap();
-    let mut rx = mio::net::UnixStream::from_std(rx);
+    let mut rx = mio::net::TcpStream::from_std(rx);
     poll.registry()
         .register(&mut rx, Token(1), Interest::READABLE)
         .unwrap();
@@ -424,5 +420,46 @@ fn a_guard_dropped_on_another_thread_during_poll_leaves_the_loop_plain() {
         sender.send(1).unwrap();
         util::expect_wake(&mut poll, &mut events, NOTIFIER);
         assert_eq!(mailbox.drain().collect::<Vec<_>>(), [1]);
+    });
+}
+
+/// A sleep-aware loop whose `Mailbox::poll` reports the mailbox's event and
+/// which takes the message only after another poll (so its take reads
+/// nothing) still gets an event for the next send.
+#[test]
+fn a_mailbox_polled_again_before_its_take_gets_the_next_event() {
+    for_each_backend!(|backend| {
+        let mut poll = Poll::new().unwrap();
+        let mut events = Events::with_capacity(8);
+        let mut mailbox = Mailbox::with_backend(backend).unwrap();
+        poll.registry()
+            .register(&mut mailbox, NOTIFIER, Interest::READABLE)
+            .unwrap();
+        let sender = mailbox.sender();
+        sender.send(1).unwrap(); // a plain loop: the wake is written
+        let _awake = mailbox.announce_awake();
+        assert!(mailbox.poll(&mut poll, &mut events, Some(TIMEOUT)).unwrap());
+        assert!(events.iter().any(|e| e.token() == NOTIFIER));
+        assert!(mailbox.poll(&mut poll, &mut events, Some(TIMEOUT)).unwrap());
+        assert_eq!(mailbox.try_recv(), Ok(1));
+
+        let late = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(20));
+            sender.send(2).unwrap();
+        });
+        let start = Instant::now();
+        let mut got = None;
+        while got.is_none() {
+            assert!(start.elapsed() < TIMEOUT, "no event for the second send");
+            if mailbox.poll(&mut poll, &mut events, Some(TIMEOUT)).unwrap() {
+                got = mailbox.try_recv().ok();
+            }
+        }
+        assert_eq!(got, Some(2));
+        assert!(
+            start.elapsed() < TIMEOUT,
+            "the second send waited for the timeout"
+        );
+        late.join().unwrap();
     });
 }

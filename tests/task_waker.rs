@@ -8,6 +8,7 @@ mod util;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
+#[cfg(unix)]
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -64,6 +65,7 @@ fn serial() -> MutexGuard<'static, ()> {
 }
 
 /// Whether `fd` is open in this process.
+#[cfg(unix)] // fcntl
 fn is_open(fd: RawFd) -> bool {
     // SAFETY: F_GETFD only reads the fd's flags; a closed fd is EBADF.
     unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
@@ -170,6 +172,7 @@ fn a_million_wake_by_refs_while_pending_write_one_wake_per_drain() {
 /// Each task waker and clone holds one reference to the waker's shared
 /// state, and gives it back once: the fds stay open while any is alive
 /// (waking after the notifier's drop is harmless), and close with the last.
+#[cfg(unix)] // tells an open fd from a closed one with fcntl
 #[test]
 fn task_wakers_keep_the_fd_open_until_the_last_is_dropped() {
     let _serial = serial();

@@ -195,6 +195,12 @@ fn add(counter: &AtomicU64, n: usize) {
     counter.fetch_add(n as u64, Ordering::Relaxed);
 }
 
+/// `SOMAXCONN`: on Windows winsock2's 0x7fffffff, "the provider's maximum".
+#[cfg(unix)]
+const SOMAXCONN: i32 = libc::SOMAXCONN;
+#[cfg(windows)]
+const SOMAXCONN: i32 = i32::MAX;
+
 /// The listen backlog the system allows: `/proc/sys/net/core/somaxconn`, or
 /// `SOMAXCONN` where that cannot be read.
 pub fn max_backlog() -> i32 {
@@ -202,12 +208,14 @@ pub fn max_backlog() -> i32 {
         .ok()
         .and_then(|s| s.trim().parse::<i32>().ok())
         .filter(|&n| n > 0)
-        .unwrap_or(libc::SOMAXCONN)
+        .unwrap_or(SOMAXCONN)
 }
 
-/// A listener on `addr` with `SO_REUSEADDR` and the maximum backlog.
+/// A listener on `addr` with the maximum backlog, and `SO_REUSEADDR` on
+/// Unix (on Windows it would let another socket take the port).
 pub fn bind(addr: SocketAddr) -> io::Result<StdTcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    #[cfg(unix)]
     socket.set_reuse_address(true)?;
     socket.bind(&addr.into())?;
     socket.listen(max_backlog())?;
@@ -410,18 +418,40 @@ fn busy(d: Duration) {
 /// An fd kept open so that, when the process runs out, closing it makes
 /// room to accept (and shed) one connection.
 fn open_reserve() -> io::Result<File> {
-    File::open("/dev/null")
+    #[cfg(unix)]
+    return File::open("/dev/null");
+    #[cfg(windows)]
+    return File::open("NUL");
 }
 
+#[cfg(unix)]
 fn is_out_of_fds(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
 }
 
-/// Accept errors that concern one connection only, not the listener.
+#[cfg(windows)]
+fn is_out_of_fds(e: &io::Error) -> bool {
+    use windows_sys::Win32::Networking::WinSock::{WSAEMFILE, WSAENOBUFS};
+    matches!(e.raw_os_error(), Some(WSAEMFILE | WSAENOBUFS))
+}
+
+/// Accept errors that concern one connection only, not the listener (on
+/// Windows a peer that reset before it was accepted is `WSAECONNRESET`).
 fn is_transient_accept_error(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::Interrupted
         || e.kind() == io::ErrorKind::ConnectionAborted
-        || matches!(e.raw_os_error(), Some(libc::EPROTO | libc::EPERM))
+        || e.kind() == io::ErrorKind::ConnectionReset
+        || is_transient_errno(e)
+}
+
+#[cfg(unix)]
+fn is_transient_errno(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EPROTO | libc::EPERM))
+}
+
+#[cfg(windows)]
+fn is_transient_errno(_: &io::Error) -> bool {
+    false
 }
 
 struct Conn {

@@ -2,7 +2,8 @@
 //!
 //! Every backend meets the same contract, written once here:
 //!
-//! * **Creation** opens its fds non-blocking and close-on-exec, and on any
+//! * **Creation** opens its fds non-blocking and close-on-exec (sockets
+//!   not inheritable on Windows), and on any
 //!   failure closes whatever it had already opened (every fd is an `OwnedFd`
 //!   or a `socket2::Socket` from the moment it exists) and returns the OS
 //!   error, `EMFILE` included.
@@ -14,26 +15,71 @@
 //!   Apple platforms) all the same.
 //! * **`read_wakes`** empties the read end: one `read` for an eventfd, reads
 //!   until a short read or `EAGAIN` for a byte stream.
-//! * **`fd`** is the read end, the one a reactor watches.
+//! * **`fd`** is the read end, the one a reactor watches (a socket on
+//!   Windows); `register`, `reregister` and `deregister` put it in a
+//!   `mio::Poll`, and `poll_readable` waits for it without one.
+//! * **mio** sees the same events on every platform: after a drain, a fresh
+//!   event for the next wake. On Windows that takes the drain's reads to go
+//!   through mio (`winsock.rs`).
 //!
 //! The choice between mechanisms is made at run time from a [`Backend`]; what
 //! a platform lacks is compiled out and reported as `ErrorKind::Unsupported`.
+//! Unix has all four (eventfd on Linux and Android only); Windows has the
+//! loopback TCP pair alone.
 
 use std::io;
+#[cfg(unix)]
 use std::os::fd::{AsRawFd, BorrowedFd};
+#[cfg(windows)]
+use std::os::windows::io::{AsRawSocket, BorrowedSocket};
 use std::time::{Duration, Instant};
+
+#[cfg(unix)]
+use mio::event::Source as _;
+use mio::{Interest, Registry, Token};
 
 use crate::state::Signal;
 use crate::Backend;
 
+#[cfg(unix)]
 use errno::ErrnoGuard;
 
+#[cfg(unix)]
 mod errno;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod eventfd;
+#[cfg(unix)]
 mod pipe;
+#[cfg(unix)]
 mod socketpair;
 mod tcp;
+#[cfg(windows)]
+mod winsock;
+
+#[cfg(windows)]
+pub(crate) use winsock::poll_readable;
+
+/// The read end as the façades hand it out: an fd on Unix, a socket on
+/// Windows.
+#[cfg(unix)]
+pub(crate) type Handle<'a> = BorrowedFd<'a>;
+/// The read end as the façades hand it out: an fd on Unix, a socket on
+/// Windows.
+#[cfg(windows)]
+pub(crate) type Handle<'a> = BorrowedSocket<'a>;
+
+/// The raw number of a [`Handle`].
+#[cfg(unix)]
+pub(crate) type RawHandle = std::os::fd::RawFd;
+/// The raw number of a [`Handle`].
+#[cfg(windows)]
+pub(crate) type RawHandle = std::os::windows::io::RawSocket;
+
+/// The error a failed write reports in fault-injection builds.
+#[cfg(all(wakefd_fault_injection, unix))]
+const ENOBUFS: i32 = libc::ENOBUFS;
+#[cfg(all(wakefd_fault_injection, windows))]
+const ENOBUFS: i32 = windows_sys::Win32::Networking::WinSock::WSAENOBUFS;
 
 /// One open backend, as the protocol drives it: the wake write keeps
 /// `errno` (a `notify` may run in a signal handler), and in builds with
@@ -74,9 +120,14 @@ pub(crate) struct Sys {
 enum Mech {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     EventFd(eventfd::EventFd),
+    #[cfg(unix)]
     Pipe(pipe::Pipe),
     /// Both the AF_UNIX socketpair and the loopback TCP pair.
+    #[cfg(unix)]
     Socket(socketpair::SocketPair),
+    /// The loopback TCP pair, its read end watched through mio.
+    #[cfg(windows)]
+    Tcp(winsock::TcpPair),
 }
 
 impl Sys {
@@ -85,10 +136,15 @@ impl Sys {
         let mech = match backend {
             #[cfg(any(target_os = "linux", target_os = "android"))]
             Backend::EventFd => eventfd::EventFd::new().map(Mech::EventFd),
+            #[cfg(unix)]
             Backend::Pipe => pipe::Pipe::new().map(Mech::Pipe),
+            #[cfg(unix)]
             Backend::UnixSocketPair => socketpair::SocketPair::new().map(Mech::Socket),
+            #[cfg(unix)]
             Backend::TcpLoopback => tcp::pair().map(Mech::Socket),
-            #[allow(unreachable_patterns)] // reachable where eventfd is compiled out
+            #[cfg(windows)]
+            Backend::TcpLoopback => tcp::pair().map(Mech::Tcp),
+            #[allow(unreachable_patterns)] // reachable where a mechanism is compiled out
             other => Err(io::Error::new(
                 io::ErrorKind::Unsupported,
                 format!("the {other} backend is not available on this platform"),
@@ -109,14 +165,87 @@ impl Sys {
             .store(n, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// The read end, the fd a reactor watches.
-    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+    /// The read end, the fd (socket) a reactor watches. It is the same and
+    /// open for as long as the `Sys` lives.
+    pub(crate) fn fd(&self) -> Handle<'_> {
         match &self.mech {
             #[cfg(any(target_os = "linux", target_os = "android"))]
             Mech::EventFd(e) => e.fd(),
+            #[cfg(unix)]
             Mech::Pipe(p) => p.fd(),
+            #[cfg(unix)]
             Mech::Socket(s) => s.fd(),
+            #[cfg(windows)]
+            Mech::Tcp(t) => t.fd(),
         }
+    }
+
+    /// The raw number of the read end.
+    pub(crate) fn raw(&self) -> RawHandle {
+        #[cfg(unix)]
+        return self.fd().as_raw_fd();
+        #[cfg(windows)]
+        return self.fd().as_raw_socket();
+    }
+
+    /// Blocks until the read end is readable or `deadline` passes (`None`:
+    /// no deadline); see [`poll_readable`].
+    pub(crate) fn poll_readable(&self, deadline: Option<Instant>) -> io::Result<bool> {
+        poll_readable(self.fd(), deadline)
+    }
+
+    /// Registers the read end with mio, as a `Source` for `Interest::READABLE`.
+    pub(crate) fn register(
+        &self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
+        #[cfg(unix)]
+        return mio::unix::SourceFd(&self.raw()).register(registry, token, interests);
+        #[cfg(windows)]
+        return self.tcp().register(registry, token, interests);
+    }
+
+    /// Changes the read end's mio registration.
+    pub(crate) fn reregister(
+        &self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
+        #[cfg(unix)]
+        return mio::unix::SourceFd(&self.raw()).reregister(registry, token, interests);
+        #[cfg(windows)]
+        return self.tcp().reregister(registry, token, interests);
+    }
+
+    /// After mio reported an event for the read end: makes sure another one
+    /// comes for the next wake even if the loop does not drain now. Nothing
+    /// to do on Unix, where epoll reports every write to a watcher
+    /// edge-triggered; on Windows mio's selector clears the interest with
+    /// each event, and this restores it as a read that would block does (an
+    /// unread byte then brings the event again).
+    pub(crate) fn rearm_after_event(&self) -> io::Result<()> {
+        #[cfg(unix)]
+        return Ok(());
+        #[cfg(windows)]
+        return self.tcp().rearm_after_event();
+    }
+
+    /// Takes the read end out of mio.
+    pub(crate) fn deregister(&self, registry: &Registry) -> io::Result<()> {
+        #[cfg(unix)]
+        return mio::unix::SourceFd(&self.raw()).deregister(registry);
+        #[cfg(windows)]
+        return self.tcp().deregister(registry);
+    }
+
+    /// The one mechanism Windows has.
+    #[cfg(windows)]
+    fn tcp(&self) -> &winsock::TcpPair {
+        let Mech::Tcp(tcp) = &self.mech;
+        tcp
     }
 
     /// Whether an edge-triggered watcher (mio on epoll) gets a fresh event for
@@ -129,13 +258,17 @@ impl Sys {
         match &self.mech {
             #[cfg(any(target_os = "linux", target_os = "android"))]
             Mech::EventFd(_) => true,
+            #[cfg(unix)]
             Mech::Pipe(_) | Mech::Socket(_) => false,
+            #[cfg(windows)]
+            Mech::Tcp(_) => false,
         }
     }
 }
 
 impl Signal for Sys {
     fn write_wake(&self) -> io::Result<()> {
+        #[cfg(unix)]
         let _errno = ErrnoGuard::save();
         #[cfg(wakefd_fault_injection)]
         {
@@ -145,14 +278,18 @@ impl Signal for Sys {
                 .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1))
                 .is_ok()
             {
-                return Err(io::Error::from_raw_os_error(libc::ENOBUFS));
+                return Err(io::Error::from_raw_os_error(ENOBUFS));
             }
         }
         match &self.mech {
             #[cfg(any(target_os = "linux", target_os = "android"))]
             Mech::EventFd(e) => e.write_wake(),
+            #[cfg(unix)]
             Mech::Pipe(p) => p.write_wake(),
+            #[cfg(unix)]
             Mech::Socket(s) => s.write_wake(),
+            #[cfg(windows)]
+            Mech::Tcp(t) => t.write_wake(),
         }
     }
 
@@ -160,14 +297,19 @@ impl Signal for Sys {
         match &self.mech {
             #[cfg(any(target_os = "linux", target_os = "android"))]
             Mech::EventFd(e) => e.read_wakes(),
+            #[cfg(unix)]
             Mech::Pipe(p) => p.read_wakes(),
+            #[cfg(unix)]
             Mech::Socket(s) => s.read_wakes(),
+            #[cfg(windows)]
+            Mech::Tcp(t) => t.read_wakes(),
         }
     }
 }
 
 /// Writes one byte to a byte stream (pipe or socket). `EINTR` is retried; a
 /// full buffer (`WouldBlock`) means the reader has bytes to read: success.
+#[cfg(unix)]
 fn write_stream(mut write: impl FnMut(&[u8]) -> io::Result<usize>) -> io::Result<()> {
     loop {
         match write(&[1]) {
@@ -182,6 +324,7 @@ fn write_stream(mut write: impl FnMut(&[u8]) -> io::Result<usize>) -> io::Result
 /// Empties a byte stream: reads until a short read (the stream had fewer
 /// bytes than the buffer, so it is empty now) or `WouldBlock`. `EINTR` is
 /// retried.
+#[cfg(unix)]
 fn read_stream(mut read: impl FnMut(&mut [u8]) -> io::Result<usize>) -> io::Result<()> {
     // One wake is one byte and at most one is written per drain cycle (plus
     // one stray, see state.rs), so one read almost always empties the stream.
@@ -210,6 +353,7 @@ fn read_stream(mut read: impl FnMut(&mut [u8]) -> io::Result<usize>) -> io::Resu
 ///
 /// [`ppoll(2)`]: https://man7.org/linux/man-pages/man2/ppoll.2.html
 /// [`poll(2)`]: https://man7.org/linux/man-pages/man2/poll.2.html
+#[cfg(unix)]
 pub(crate) fn poll_readable(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> io::Result<bool> {
     loop {
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
@@ -252,7 +396,7 @@ fn poll_one(pfd: &mut libc::pollfd, left: Option<Duration>) -> libc::c_int {
 /// One `poll` of `pfd` for at most `left` (`None`: no limit), rounded up to
 /// whole milliseconds so that it never wakes before the deadline and spins
 /// on a zero timeout.
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
+#[cfg(all(unix, not(any(target_os = "linux", target_os = "android"))))]
 fn poll_one(pfd: &mut libc::pollfd, left: Option<Duration>) -> libc::c_int {
     let timeout_ms = match left {
         None => -1,

@@ -1,10 +1,19 @@
 //! Helpers shared by the integration tests (mio's `tests/util` layout).
 #![allow(dead_code)]
 
+#[cfg(unix)]
 use std::collections::BTreeSet;
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+#[cfg(unix)]
+use std::os::fd::RawFd;
 use std::time::Duration;
+
+/// What the tests watch: an fd on Unix, a socket on Windows.
+#[cfg(unix)]
+pub use std::os::fd::AsRawFd as AsRawSource;
+/// What the tests watch: an fd on Unix, a socket on Windows.
+#[cfg(windows)]
+pub use std::os::windows::io::AsRawSocket as AsRawSource;
 
 use mio::{Events, Poll, Token};
 use wakefd::Backend;
@@ -61,6 +70,7 @@ pub fn poll_retrying(poll: &mut Poll, events: &mut Events, timeout: Option<Durat
     }
 }
 
+#[cfg(unix)]
 fn fd_flags(fd: RawFd) -> (libc::c_int, libc::c_int) {
     // SAFETY: fcntl with F_GETFD/F_GETFL only reads flags of `fd`.
     let (fd_flags, fl_flags) = unsafe {
@@ -77,6 +87,8 @@ fn fd_flags(fd: RawFd) -> (libc::c_int, libc::c_int) {
     (fd_flags, fl_flags)
 }
 
+/// That a child process gets no copy: close-on-exec on Unix.
+#[cfg(unix)]
 pub fn assert_cloexec(fd: RawFd) {
     assert_ne!(
         fd_flags(fd).0 & libc::FD_CLOEXEC,
@@ -85,41 +97,82 @@ pub fn assert_cloexec(fd: RawFd) {
     );
 }
 
+/// That a child process gets no copy: not inheritable on Windows.
+#[cfg(windows)]
+pub fn assert_cloexec(socket: std::os::windows::io::RawSocket) {
+    use windows_sys::Win32::Foundation::{GetHandleInformation, HANDLE_FLAG_INHERIT};
+    let mut flags = 0u32;
+    // SAFETY: `socket` is an open socket handle; `flags` is a live u32 for
+    // the call to fill.
+    let ok = unsafe { GetHandleInformation(socket as _, &mut flags) };
+    assert_ne!(
+        ok,
+        0,
+        "GetHandleInformation: {}",
+        io::Error::last_os_error()
+    );
+    assert_eq!(
+        flags & HANDLE_FLAG_INHERIT,
+        0,
+        "socket {socket} is inheritable"
+    );
+}
+
+#[cfg(unix)]
 pub fn assert_nonblocking(fd: RawFd) {
     assert_ne!(fd_flags(fd).1 & libc::O_NONBLOCK, 0, "fd {fd} is blocking");
 }
 
-/// Waits until `fd` is readable (level-triggered), up to `timeout`.
-pub fn readable_within(fd: &impl AsRawFd, timeout: Duration) -> bool {
+/// One level-triggered poll of `fd` for readability: `poll(2)` on Unix,
+/// `WSAPoll` on Windows.
+#[cfg(unix)]
+fn poll_in(fd: &impl AsRawSource, timeout_ms: i32) -> bool {
     let mut pfd = libc::pollfd {
         fd: fd.as_raw_fd(),
         events: libc::POLLIN,
         revents: 0,
     };
-    let ms = timeout.as_millis() as libc::c_int;
     // SAFETY: one valid pollfd, living across the call.
-    let n = unsafe { libc::poll(&mut pfd, 1, ms) };
-    n > 0
-}
-
-/// Whether a level-triggered `poll(2)` of the fd says it is readable now.
-pub fn is_readable(fd: &impl AsRawFd) -> bool {
-    let mut pfd = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd, zero timeout.
-    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+    let n = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
     assert!(n >= 0, "poll: {}", io::Error::last_os_error());
     n == 1 && pfd.revents & libc::POLLIN != 0
+}
+
+/// One level-triggered poll of `socket` for readability: `poll(2)` on Unix,
+/// `WSAPoll` on Windows.
+#[cfg(windows)]
+fn poll_in(socket: &impl AsRawSource, timeout_ms: i32) -> bool {
+    use windows_sys::Win32::Networking::WinSock as ws;
+    let mut pfd = ws::WSAPOLLFD {
+        fd: socket.as_raw_socket() as ws::SOCKET,
+        events: ws::POLLRDNORM,
+        revents: 0,
+    };
+    // SAFETY: one valid WSAPOLLFD, living across the call.
+    let n = unsafe { ws::WSAPoll(&mut pfd, 1, timeout_ms) };
+    // SAFETY: no preconditions; this thread's last Winsock error.
+    let err = unsafe { ws::WSAGetLastError() };
+    assert!(n >= 0, "WSAPoll: {}", io::Error::from_raw_os_error(err));
+    n == 1 && pfd.revents & ws::POLLRDNORM != 0
+}
+
+/// Waits until `fd` is readable (level-triggered), up to `timeout`.
+pub fn readable_within(fd: &impl AsRawSource, timeout: Duration) -> bool {
+    poll_in(fd, timeout.as_millis().try_into().unwrap_or(i32::MAX))
+}
+
+/// Whether a level-triggered poll of the fd (`poll(2)`, `WSAPoll`) says it
+/// is readable now.
+pub fn is_readable(fd: &impl AsRawSource) -> bool {
+    poll_in(fd, 0)
 }
 
 /// How many wakes sit unread in the notifier's fd, without reading them:
 /// the eventfd counter from `/proc/self/fdinfo`, or the bytes queued in a
 /// pipe or socket (`FIONREAD`; one wake is one byte). (`/proc` is only
 /// read for an eventfd, which only Linux and Android have.)
-pub fn wakes_in_fd(fd: &impl AsRawFd, backend: Backend) -> u64 {
+#[cfg(unix)]
+pub fn wakes_in_fd(fd: &impl AsRawSource, backend: Backend) -> u64 {
     let fd = fd.as_raw_fd();
     if backend == Backend::EventFd {
         let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).unwrap();
@@ -137,12 +190,28 @@ pub fn wakes_in_fd(fd: &impl AsRawFd, backend: Backend) -> u64 {
     }
 }
 
+/// How many wakes sit unread in the notifier's socket, without reading
+/// them: the bytes queued in it (`FIONREAD`; one wake is one byte).
+#[cfg(windows)]
+pub fn wakes_in_fd(socket: &impl AsRawSource, _backend: Backend) -> u64 {
+    use windows_sys::Win32::Networking::WinSock as ws;
+    let mut n: u32 = 0;
+    // SAFETY: FIONREAD writes one u32 to the pointer we pass.
+    let ret =
+        unsafe { ws::ioctlsocket(socket.as_raw_socket() as ws::SOCKET, ws::FIONREAD, &mut n) };
+    // SAFETY: no preconditions; this thread's last Winsock error.
+    let err = unsafe { ws::WSAGetLastError() };
+    assert_eq!(ret, 0, "FIONREAD: {}", io::Error::from_raw_os_error(err));
+    u64::from(n)
+}
+
 /// The fds open in this process.
 ///
 /// Linux and Android list `/proc/self/fd`. Elsewhere every number below the
 /// soft `RLIMIT_NOFILE` (at most 65 536 of them) is probed with
 /// `fcntl(F_GETFD)`: `/dev/fd` lists only 0 to 2 on a FreeBSD without
 /// fdescfs, and a test's fds are the lowest free numbers anyway.
+#[cfg(unix)]
 pub fn open_fds() -> BTreeSet<RawFd> {
     // /proc is Linux's (mio and polling gate it the same way).
     #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -162,6 +231,7 @@ pub fn open_fds() -> BTreeSet<RawFd> {
         .collect()
 }
 
+#[cfg(unix)]
 fn nofile_limit() -> libc::rlimit {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
@@ -175,11 +245,13 @@ fn nofile_limit() -> libc::rlimit {
 
 /// A lowered soft `RLIMIT_NOFILE`, restored when dropped (even on a failed
 /// assert). It is process-wide: a test that uses it has a binary of its own.
+#[cfg(unix)]
 #[derive(Debug)]
 pub struct NofileLimit {
     saved: libc::rlimit,
 }
 
+#[cfg(unix)]
 impl NofileLimit {
     /// Lowers the soft limit to `soft`: no fd numbered `soft` or higher can
     /// be opened.
@@ -207,6 +279,7 @@ impl NofileLimit {
     }
 }
 
+#[cfg(unix)]
 impl Drop for NofileLimit {
     fn drop(&mut self) {
         // SAFETY: `saved` is the valid rlimit getrlimit filled in.
