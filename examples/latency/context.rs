@@ -51,9 +51,7 @@ impl Context {
             git_commit: git_commit(),
             os: uname(),
             cpu_model: cpu_model(),
-            // SAFETY: sysconf takes a constant name and touches no memory.
-            cpus_online: usize::try_from(unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) })
-                .unwrap_or(cpus),
+            cpus_online: cpus_online().unwrap_or(cpus),
             cpus,
             load_before: load_average(),
             load_after: None,
@@ -182,6 +180,23 @@ fn git_commit() -> Option<String> {
     Some(if dirty { head + "-dirty" } else { head })
 }
 
+#[cfg(unix)]
+fn cpus_online() -> Option<usize> {
+    // SAFETY: sysconf takes a constant name and touches no memory.
+    usize::try_from(unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }).ok()
+}
+
+#[cfg(not(unix))]
+fn cpus_online() -> Option<usize> {
+    None
+}
+
+#[cfg(not(unix))]
+fn uname() -> String {
+    std::env::consts::OS.into()
+}
+
+#[cfg(unix)]
 fn uname() -> String {
     // SAFETY: utsname is plain arrays of bytes; all zeroes is valid.
     let mut u: libc::utsname = unsafe { std::mem::zeroed() };
@@ -211,6 +226,12 @@ fn cpu_model() -> String {
         .unwrap_or_else(|| "CPU model unknown".into())
 }
 
+#[cfg(not(unix))]
+fn load_average() -> Option<[f64; 3]> {
+    None
+}
+
+#[cfg(unix)]
 fn load_average() -> Option<[f64; 3]> {
     let mut l = [0.0f64; 3];
     // SAFETY: `l` has room for the 3 samples asked for.
@@ -252,8 +273,12 @@ impl CpuTimes {
 
     /// CPUs busy on average over `secs` with anything but this process.
     fn others_since(&self, before: &CpuTimes, secs: f64) -> f64 {
+        #[cfg(unix)]
         // SAFETY: sysconf takes a constant name and touches no memory.
         let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        // `now` reads /proc, so there is no reading to compare elsewhere.
+        #[cfg(not(unix))]
+        let hz = 100.0;
         let machine = self.machine_busy.saturating_sub(before.machine_busy) as f64;
         let own = self.own.saturating_sub(before.own) as f64;
         ((machine - own) / hz / secs.max(1e-3)).max(0.0)

@@ -103,7 +103,14 @@ impl MailResult {
     }
 }
 
+/// The process's minor page faults so far (`getrusage`; None elsewhere).
+#[cfg(not(unix))]
+fn minor_faults() -> Option<u64> {
+    None
+}
+
 /// The process's minor page faults so far (`getrusage`).
+#[cfg(unix)]
 fn minor_faults() -> Option<u64> {
     // SAFETY: rusage is plain integers; all zeroes is valid.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
