@@ -154,8 +154,9 @@ pub fn warnings(ctx: &Context, max_load: f64, busy: &[(String, usize)], spin: bo
     }
     if spin && ctx.cpus < 2 {
         w.push(
-            "spin rows: one CPU, so there is no second CPU to spin on: the spinning loop holds \
-             the CPU its waker needs, and its wakes wait for the scheduler"
+            "spin rows: one CPU, so there is no second CPU to spin on: `set_spin` spins \
+             nothing when available_parallelism() is 1, so these rows measure the sleep-aware \
+             loop without a spin"
                 .into(),
         );
     }
