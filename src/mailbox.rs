@@ -67,6 +67,7 @@ pub use error::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
 use lanes::{Lane, Lanes, Taken};
+use queue::Line;
 
 /// What the Mailbox and its Senders share.
 pub(crate) struct Shared<T> {
@@ -81,8 +82,10 @@ pub(crate) struct Shared<T> {
     /// A bounded Mailbox's capacity; `None` for an unbounded one.
     capacity: Option<Capacity>,
     /// An unbounded Mailbox's count of messages handed to the loop's code
-    /// (`Lanes::sent_total` minus this is `len`). Written by the loop only.
-    received: AtomicUsize,
+    /// (`Lanes::sent_total` minus this is `len`). Written by the loop only,
+    /// once per message: on a line of its own, so that the senders' reads
+    /// of the fields above do not miss on it.
+    received: Line<AtomicUsize>,
     /// The Mailbox is gone (`Sender::is_closed`).
     closed: AtomicBool,
 }
@@ -99,7 +102,7 @@ impl<T> Shared<T> {
             had_senders: AtomicBool::new(false),
             rewake: AtomicBool::new(false),
             capacity,
-            received: AtomicUsize::new(0),
+            received: Line(AtomicUsize::new(0)),
             closed: AtomicBool::new(false),
         }
     }

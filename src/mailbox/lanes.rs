@@ -93,9 +93,9 @@ pub(crate) struct Lane<T> {
     /// the consumer's alone.
     back: AtomicPtr<Lane<T>>,
     /// Messages ever queued in this lane by an unbounded Mailbox's sends
-    /// (`Mailbox::len`); on the lane's own line, so senders on different
-    /// lanes still share no memory per message.
-    sent: AtomicUsize,
+    /// (`Mailbox::len`): written by its senders once per message, on a line
+    /// of its own (the consumer reads the links above once per take).
+    sent: Line<AtomicUsize>,
 }
 
 /// Every lane, the idle ones, and whether the Mailbox is gone.
@@ -123,7 +123,7 @@ impl<T> Lane<T> {
             users: AtomicUsize::new(0),
             next: AtomicPtr::new(ptr::null_mut()),
             back: AtomicPtr::new(ptr::null_mut()),
-            sent: AtomicUsize::new(0),
+            sent: Line(AtomicUsize::new(0)),
         })
     }
 }
