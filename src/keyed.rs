@@ -594,7 +594,7 @@ impl KeyedNotifier {
     /// # Examples
     ///
     /// ```
-    /// let mut notifier = wakefd::KeyedNotifier::new(8)?;
+    /// let notifier = wakefd::KeyedNotifier::new(8)?;
     /// let waker = notifier.waker(0)?;
     /// let _awake = notifier.announce_awake();
     /// waker.notify()?;
@@ -602,7 +602,7 @@ impl KeyedNotifier {
     /// assert_eq!(notifier.stats().wakes_absorbed, 1);
     /// # std::io::Result::Ok(())
     /// ```
-    pub fn announce_awake(&mut self) -> crate::Awake {
+    pub fn announce_awake(&self) -> crate::Awake {
         self.notifier.announce_awake()
     }
 

@@ -936,7 +936,7 @@ impl<T> Mailbox<T> {
     /// # Examples
     ///
     /// ```
-    /// let mut mailbox = wakefd::Mailbox::new()?;
+    /// let mailbox = wakefd::Mailbox::new()?;
     /// let sender = mailbox.sender();
     /// let awake = mailbox.announce_awake();
     /// sender.send(1).unwrap(); // no system call
@@ -967,7 +967,7 @@ impl<T> Mailbox<T> {
     /// assert_eq!(mailbox.stats().wakes_written, 0);
     /// # std::io::Result::Ok(())
     /// ```
-    pub fn announce_awake(&mut self) -> Awake {
+    pub fn announce_awake(&self) -> Awake {
         self.notifier.announce_awake()
     }
 

@@ -446,7 +446,7 @@ impl Notifier {
     /// ```
     /// use std::time::Duration;
     ///
-    /// let mut notifier = wakefd::Notifier::new()?;
+    /// let notifier = wakefd::Notifier::new()?;
     /// let waker = notifier.waker();
     /// let mut reactor = mio::Poll::new()?;
     /// let mut events = mio::Events::with_capacity(8);
@@ -479,7 +479,7 @@ impl Notifier {
     /// # Examples
     ///
     /// ```
-    /// let mut notifier = wakefd::Notifier::new()?;
+    /// let notifier = wakefd::Notifier::new()?;
     /// let waker = notifier.waker();
     /// let awake = notifier.announce_awake();
     /// waker.notify()?; // no system call
@@ -492,7 +492,7 @@ impl Notifier {
     /// assert!(notifier.wait(Some(std::time::Duration::ZERO))?);
     /// # std::io::Result::Ok(())
     /// ```
-    pub fn announce_awake(&mut self) -> Awake {
+    pub fn announce_awake(&self) -> Awake {
         self.inner.guards.fetch_add(1, Relaxed);
         self.inner.announce_awake();
         Awake {
@@ -817,7 +817,7 @@ impl Notifier {
 /// ```
 /// use std::time::Duration;
 ///
-/// let mut notifier = wakefd::Notifier::new()?;
+/// let notifier = wakefd::Notifier::new()?;
 /// let waker = notifier.waker();
 /// let mut reactor = mio::Poll::new()?;
 /// let mut events = mio::Events::with_capacity(8);
@@ -833,8 +833,8 @@ impl Notifier {
 /// # std::io::Result::Ok(())
 /// ```
 ///
-/// Only the loop's owner makes one (`announce_awake` takes `&mut self`), so
-/// no other thread can make a loop that is blocked the plain way count as
+/// Make it on the loop's thread, for the loop: a guard made by another
+/// thread while the loop blocks the plain way would make that loop count as
 /// awake. It may move to the loop's thread (`Send`), but not be shared
 /// (`!Sync`); dropped on another thread while the loop blocks in `poll` or
 /// `wait`, it still ends the awake state (the loop looks again after its
@@ -845,12 +845,6 @@ impl Notifier {
 ///     std::thread::scope(|s| {
 ///         s.spawn(|| awake.announce_awake()); // `Awake` is not `Sync`
 ///     });
-/// }
-/// ```
-///
-/// ```compile_fail
-/// fn from_a_shared_reference(notifier: &wakefd::Notifier) {
-///     let _awake = notifier.announce_awake(); // needs `&mut Notifier`
 /// }
 /// ```
 #[must_use = "the loop is awake only while the guard lives; dropped at once, it has no effect"]
@@ -867,7 +861,7 @@ impl Awake {
     /// # Examples
     ///
     /// ```
-    /// let mut notifier = wakefd::Notifier::new()?;
+    /// let notifier = wakefd::Notifier::new()?;
     /// let awake = notifier.announce_awake();
     /// assert!(awake.announce_sleep()); // nothing pending: may block
     /// awake.announce_awake();
@@ -884,7 +878,7 @@ impl Awake {
     /// # Examples
     ///
     /// ```
-    /// let mut notifier = wakefd::Notifier::new()?;
+    /// let notifier = wakefd::Notifier::new()?;
     /// let awake = notifier.announce_awake();
     /// let _ = awake.announce_sleep();
     /// awake.announce_awake();
@@ -925,7 +919,7 @@ impl fmt::Debug for Awake {
 /// sleep-aware loop that is seldom asleep; 1 for a plain loop):
 ///
 /// ```
-/// let mut notifier = wakefd::Notifier::new()?;
+/// let notifier = wakefd::Notifier::new()?;
 /// let waker = notifier.waker();
 /// waker.notify()?;
 /// notifier.drain()?;

@@ -28,7 +28,7 @@ fn registered(backend: wakefd::Backend) -> (Poll, Notifier, Events) {
 #[test]
 fn notify_to_an_awake_loop_writes_nothing() {
     for_each_backend!(|backend| {
-        let (mut poll, mut notifier, mut events) = registered(backend);
+        let (mut poll, notifier, mut events) = registered(backend);
         let waker = notifier.waker();
         let _awake = notifier.announce_awake();
         assert!(!notifier
@@ -135,7 +135,7 @@ fn a_loop_that_announces_nothing_gets_every_wake_written() {
 #[test]
 fn announcements_around_a_raw_poll() {
     for_each_backend!(|backend| {
-        let mut notifier = Notifier::with_backend(backend).unwrap();
+        let notifier = Notifier::with_backend(backend).unwrap();
         let waker = notifier.waker();
         let awake = notifier.announce_awake();
         waker.notify().unwrap(); // absorbed
@@ -316,7 +316,7 @@ fn a_plain_poll_after_a_spinning_poll_sees_the_next_notify() {
 #[test]
 fn dropping_the_awake_guard_makes_an_absorbed_wake_visible() {
     for_each_backend!(|backend| {
-        let mut notifier = Notifier::with_backend(backend).unwrap();
+        let notifier = Notifier::with_backend(backend).unwrap();
         let waker = notifier.waker();
         let awake = notifier.announce_awake();
         waker.notify().unwrap(); // absorbed: nothing written
@@ -364,7 +364,7 @@ fn a_spin_budget_of_duration_max_does_not_panic() {
 #[test]
 fn wait_sees_a_wake_absorbed_before_announce_sleep() {
     for_each_backend!(|backend| {
-        let mut notifier = Notifier::with_backend(backend).unwrap();
+        let notifier = Notifier::with_backend(backend).unwrap();
         let waker = notifier.waker();
         let _awake = notifier.announce_awake();
         waker.notify().unwrap(); // absorbed: no write

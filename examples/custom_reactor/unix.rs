@@ -270,7 +270,7 @@ fn busy(d: Duration) {
 /// block (or not), announce awake, drain, work.
 fn sleep_aware_loop<R: Reactor>(mut reactor: R, backend: Backend) -> io::Result<()> {
     let name = R::NAME;
-    let mut notifier = Notifier::with_backend(backend)?;
+    let notifier = Notifier::with_backend(backend)?;
     reactor.add(notifier.as_raw_fd(), 1)?;
 
     // First, one turn by hand. The loop is running: notifies make no system
