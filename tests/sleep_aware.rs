@@ -23,6 +23,16 @@ fn registered(backend: wakefd::Backend) -> (Poll, Notifier, Events) {
     (poll, notifier, Events::with_capacity(16))
 }
 
+/// A mailbox on `backend`, registered with a new `Poll` under `NOTIFIER`.
+fn registered_mailbox(backend: wakefd::Backend) -> (Poll, Mailbox<u32>, Events) {
+    let poll = Poll::new().unwrap();
+    let mut mailbox = Mailbox::with_backend(backend).unwrap();
+    poll.registry()
+        .register(&mut mailbox, NOTIFIER, Interest::READABLE)
+        .unwrap();
+    (poll, mailbox, Events::with_capacity(8))
+}
+
 /// While the loop is awake, a notify makes no system call (nothing is
 /// written), and the next `poll` returns at once with the wake.
 #[test]
@@ -232,12 +242,7 @@ fn a_spinning_poll_still_sees_other_io() {
 #[test]
 fn mailbox_poll_absorbs_sends_and_strands_nothing() {
     for_each_backend!(|backend| {
-        let mut poll = Poll::new().unwrap();
-        let mut mailbox = Mailbox::with_backend(backend).unwrap();
-        poll.registry()
-            .register(&mut mailbox, NOTIFIER, Interest::READABLE)
-            .unwrap();
-        let mut events = Events::with_capacity(8);
+        let (mut poll, mut mailbox, mut events) = registered_mailbox(backend);
         let sender = mailbox.sender();
         let _awake = mailbox.announce_awake();
         assert!(!mailbox
@@ -274,12 +279,7 @@ fn mailbox_poll_absorbs_sends_and_strands_nothing() {
 #[test]
 fn a_plain_poll_after_mailbox_poll_sees_the_next_send() {
     for_each_backend!(|backend| {
-        let mut poll = Poll::new().unwrap();
-        let mut mailbox = Mailbox::with_backend(backend).unwrap();
-        poll.registry()
-            .register(&mut mailbox, NOTIFIER, Interest::READABLE)
-            .unwrap();
-        let mut events = Events::with_capacity(8);
+        let (mut poll, mut mailbox, mut events) = registered_mailbox(backend);
         let sender = mailbox.sender();
         assert!(!mailbox
             .poll(&mut poll, &mut events, Some(Duration::ZERO))
@@ -401,12 +401,7 @@ fn keyed_wait_sees_a_key_absorbed_before_announce_sleep() {
 #[test]
 fn a_guard_dropped_on_another_thread_during_poll_leaves_the_loop_plain() {
     for_each_backend!(|backend| {
-        let mut poll = Poll::new().unwrap();
-        let mut mailbox = Mailbox::with_backend(backend).unwrap();
-        poll.registry()
-            .register(&mut mailbox, NOTIFIER, Interest::READABLE)
-            .unwrap();
-        let mut events = Events::with_capacity(8);
+        let (mut poll, mut mailbox, mut events) = registered_mailbox(backend);
         let sender = mailbox.sender();
         let awake = mailbox.announce_awake();
         let dropper = thread::spawn(move || {
@@ -429,12 +424,7 @@ fn a_guard_dropped_on_another_thread_during_poll_leaves_the_loop_plain() {
 #[test]
 fn a_mailbox_polled_again_before_its_take_gets_the_next_event() {
     for_each_backend!(|backend| {
-        let mut poll = Poll::new().unwrap();
-        let mut events = Events::with_capacity(8);
-        let mut mailbox = Mailbox::with_backend(backend).unwrap();
-        poll.registry()
-            .register(&mut mailbox, NOTIFIER, Interest::READABLE)
-            .unwrap();
+        let (mut poll, mut mailbox, mut events) = registered_mailbox(backend);
         let sender = mailbox.sender();
         sender.send(1).unwrap(); // a plain loop: the wake is written
         let _awake = mailbox.announce_awake();
