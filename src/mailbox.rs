@@ -107,6 +107,11 @@ impl<T> Shared<T> {
         }
     }
 
+    /// A bounded Mailbox's capacity.
+    fn cap(&self) -> Option<usize> {
+        self.capacity.as_ref().map(Capacity::cap)
+    }
+
     /// Messages from their send until the loop's code is handed them.
     fn len(&self) -> usize {
         match &self.capacity {
@@ -285,6 +290,12 @@ pub(crate) fn leftovers_with<T>(shared: &Shared<T>, local: &mut Local<T>, bell: 
 /// pending, so it re-arms and looks).
 fn ring_with<T>(shared: &Shared<T>, local: &mut Local<T>, bell: &impl Bell) {
     local.rang = true;
+    ring_twice(shared, bell);
+}
+
+/// Rings, once more if the write failed, and makes the next send wake if
+/// that failed too.
+fn ring_twice<T>(shared: &Shared<T>, bell: &impl Bell) {
     if !bell.ring() && !bell.ring() {
         shared.rewake.store(true, Release);
     }
@@ -554,7 +565,7 @@ impl<T> Mailbox<T> {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn capacity(&self) -> Option<usize> {
-        self.shared.capacity.as_ref().map(Capacity::cap)
+        self.shared.cap()
     }
 
     /// Whether every [`Sender`] is gone (after at least one existed), even
@@ -850,11 +861,9 @@ impl<T> Mailbox<T> {
             Notifier::rearm(&self.notifier, true)?;
             if self.has_messages() {
                 // A send landed between the look and the re-arm, and its
-                // wake was consumed: make it pending again (retried once;
-                // the message is seen by our caller in any case).
-                if !self.notifier.ring() {
-                    self.notifier.ring();
-                }
+                // wake was consumed: make it pending again (the message is
+                // seen by our caller in any case).
+                ring_twice(&self.shared, &self.notifier);
                 return Ok(true);
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -1403,7 +1412,7 @@ impl<T> Sender<T> {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn capacity(&self) -> Option<usize> {
-        self.shared.capacity.as_ref().map(Capacity::cap)
+        self.shared.cap()
     }
 
     /// `send` with a deadline (`None`: none).
