@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests (mio's `tests/util` layout).
 #![allow(dead_code)]
 
+pub mod counting;
+
 #[cfg(unix)]
 use std::collections::BTreeSet;
 use std::io;
