@@ -14,12 +14,7 @@ const NOTIFIER: Token = Token(0);
 const MAILBOX: Token = Token(1);
 
 fn registered(backend: Backend) -> (Poll, Notifier, Events) {
-    let poll = Poll::new().unwrap();
-    let mut notifier = Notifier::with_backend(backend).unwrap();
-    poll.registry()
-        .register(&mut notifier, NOTIFIER, Interest::READABLE)
-        .unwrap();
-    (poll, notifier, Events::with_capacity(16))
+    util::registered_with(Notifier::with_backend(backend).unwrap(), NOTIFIER)
 }
 
 /// A failed wake write does not swallow the next notify.

@@ -15,22 +15,12 @@ use wakefd::{KeyedNotifier, Mailbox, Notifier, Stats};
 const NOTIFIER: Token = Token(0);
 
 fn registered(backend: wakefd::Backend) -> (Poll, Notifier, Events) {
-    let poll = Poll::new().unwrap();
-    let mut notifier = Notifier::with_backend(backend).unwrap();
-    poll.registry()
-        .register(&mut notifier, NOTIFIER, Interest::READABLE)
-        .unwrap();
-    (poll, notifier, Events::with_capacity(16))
+    util::registered_with(Notifier::with_backend(backend).unwrap(), NOTIFIER)
 }
 
 /// A mailbox on `backend`, registered with a new `Poll` under `NOTIFIER`.
 fn registered_mailbox(backend: wakefd::Backend) -> (Poll, Mailbox<u32>, Events) {
-    let poll = Poll::new().unwrap();
-    let mut mailbox = Mailbox::with_backend(backend).unwrap();
-    poll.registry()
-        .register(&mut mailbox, NOTIFIER, Interest::READABLE)
-        .unwrap();
-    (poll, mailbox, Events::with_capacity(8))
+    util::registered_with(Mailbox::with_backend(backend).unwrap(), NOTIFIER)
 }
 
 /// While the loop is awake, a notify makes no system call (nothing is

@@ -39,6 +39,16 @@ macro_rules! for_each_backend {
 pub fn assert_send<T: Send>() {}
 pub fn assert_sync<T: Sync>() {}
 
+/// `source` registered for readability with a new `Poll` under `token`,
+/// and room for its events.
+pub fn registered_with<S: mio::event::Source>(mut source: S, token: Token) -> (Poll, S, Events) {
+    let poll = Poll::new().unwrap();
+    poll.registry()
+        .register(&mut source, token, mio::Interest::READABLE)
+        .unwrap();
+    (poll, source, Events::with_capacity(16))
+}
+
 /// Polls until an event for `token` arrives; panics after [`TIMEOUT`].
 pub fn expect_wake(poll: &mut Poll, events: &mut Events, token: Token) {
     let deadline = std::time::Instant::now() + TIMEOUT;
