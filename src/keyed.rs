@@ -6,230 +6,27 @@
 //! [`KeyedWaker`] wakes one key; [`KeyedNotifier::drain`] yields exactly the
 //! keys notified since the last drain, each once, in ascending order.
 //!
-//! | file | what |
-//! | --- | --- |
-//! | `src/keyed.rs` | `KeyedNotifier`, `KeyedWaker`, `Keys`, `KeyOutOfRange`; the bitmap and its orderings |
-//! | `src/keyed/loom_tests.rs` | loom models of the bitmap on top of the `state` protocol, and a broken drain order they catch |
-//! | `tests/keyed.rs` | integration tests on every backend (mio, `wait`, 65 536 keys, partial drains) |
-//! | `tests/keyed_fds.rs` | its own binary: a keyed notifier holds the backend's fds and no more |
-//! | `benches/keyed.rs` | drain cost against a libuv-style flag scan; pending-key notify against `Waker::notify` |
-//! | `examples/keyed.rs` | a loop owning 10 000 keyed sources woken from 4 threads |
-//!
-//! # The bitmap
-//!
-//! Key `k` is bit `k % W` of key word `k / W` (`W` = `usize::BITS`); key word
-//! `w` is bit `w % W` of summary word `w / W`. With 65 536 keys on a 64-bit
-//! target that is 1 024 key words under 16 summary words.
-//!
-//! * **notify(k)**: set `k`'s bit in its key word (one read-modify-write). If
-//!   it was set already the key is pending: return, no system call. Otherwise
-//!   set the key word's summary bit, then call the ordinary [`Waker::notify`]
-//!   (which coalesces on the notifier's own pending bit).
-//! * **drain**: first [`Notifier::drain`] (re-arm the fd), then for each
-//!   non-zero summary word swap it to 0, and for each bit it had swap that key
-//!   word to 0 and yield its bits. Cost: one load per summary word plus one
-//!   swap per fired key word: O(keys fired + capacity / W²).
-//!
-//! The orders matter, and the loom models in `src/keyed/loom_tests.rs` check
-//! them:
-//!
-//! * The drain clears a summary word *before* it reads the key words under
-//!   it. Read first and clear after, and a notify that sets a key bit between
-//!   the two finds the summary bit still set, so the summary bit it relies on
-//!   is then cleared under it: the key sits in its word with nothing pointing
-//!   at it, and no drain finds it (`summary_cleared_after_read_loses_keys`).
-//! * A notify that sets a key bit after the drain swapped that key word read
-//!   (AcqRel) the swap, so the drain's re-arm of the notifier happens before
-//!   the notify's `Waker::notify`: that wake is a new one, and the next drain
-//!   finds the key through the summary bit the notify set in between.
-//! * A notify whose key bit the drain's swap read is yielded by that drain,
-//!   and the swap (Acquire) synchronizes with the notify's set (Release):
-//!   everything the sender did before `notify` is visible when the key is
-//!   yielded.
-//! * A summary word that a drain loads as 0 (and skips without a swap) was
-//!   either clear when the notifier was re-armed, or was set by a notify
-//!   whose `Waker::notify` comes after the re-arm: a wake is due, and the
-//!   next drain finds it.
+//! The bitmap and the orders that make it lose no key are in
+//! `keyed/bitmap.rs`; the fd, waits, polls and sleep-aware calls are the
+//! engine's (`engine.rs`), as for a [`Notifier`].
 
-use std::collections::TryReserveError;
+mod bitmap;
+
 use std::fmt;
 use std::io;
 use std::iter::FusedIterator;
-#[cfg(unix)]
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
-#[cfg(windows)]
-use std::os::windows::io::{AsRawSocket, AsSocket, BorrowedSocket, RawSocket};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use mio::{Events, Interest, Poll, Registry, Token};
+use mio::{Events, Poll};
 
+use crate::engine::{forward_to_engine, Engine, Handle, Work};
 use crate::loom::{
-    AtomicBool, AtomicUsize,
-    Ordering::{AcqRel, Acquire, Relaxed, Release},
+    AtomicBool,
+    Ordering::{Acquire, Release},
 };
-use crate::sys;
-use crate::{Backend, Notifier, Stats, Waker};
-
-/// Bits per atomic word.
-const W: usize = usize::BITS as usize;
-
-/// The two-level bitmap: the part of the keyed notifier that the loom model
-/// drives without a real fd.
-pub(crate) struct Bitmap {
-    /// Bit `k % W` of word `k / W` is key `k`.
-    words: Box<[AtomicUsize]>,
-    /// Bit `w % W` of summary word `w / W` says key word `w` may be non-zero.
-    summary: Box<[AtomicUsize]>,
-}
-
-impl Bitmap {
-    /// A bitmap for keys `0..capacity`, or the allocator's refusal (a
-    /// capacity beyond the machine's memory) instead of an abort.
-    pub(crate) fn new(capacity: usize) -> Result<Bitmap, TryReserveError> {
-        let words = capacity.div_ceil(W);
-        let atomics = |n: usize| -> Result<Box<[AtomicUsize]>, TryReserveError> {
-            let mut v = Vec::new();
-            v.try_reserve_exact(n)?;
-            v.extend((0..n).map(|_| AtomicUsize::new(0)));
-            Ok(v.into_boxed_slice())
-        };
-        Ok(Bitmap {
-            words: atomics(words)?,
-            summary: atomics(words.div_ceil(W))?,
-        })
-    }
-
-    /// The sender's half: sets `key`'s bit. `Some(true)` if it was clear, and
-    /// then the caller must wake the notifier; `Some(false)` if the key was
-    /// pending already; `None` if `key` is beyond the bitmap. Atomics only,
-    /// no panic.
-    pub(crate) fn set(&self, key: usize) -> Option<bool> {
-        let w = key / W;
-        let bit = 1 << (key % W);
-        // Release: the sender's work before `notify` happens-before the
-        // drain's swap that reads this bit (or a later value: the swap is an
-        // RMW, so it continues this release sequence even when this call only
-        // found the bit set). Acquire: if this reads a drain's swap to 0, the
-        // drain's re-arm of the notifier, sequenced before the swap, happens
-        // before the `Waker::notify` this call goes on to make.
-        let prev = self.words.get(w)?.fetch_or(bit, AcqRel);
-        if prev & bit != 0 {
-            return Some(false);
-        }
-        // Point the drain at the word. AcqRel so that a drain that reads this
-        // summary bit also sees the key bit set before it.
-        self.summary.get(w / W)?.fetch_or(1 << (w % W), AcqRel);
-        Some(true)
-    }
-
-    /// Whether any key may be set. Relaxed loads of the summary words only.
-    pub(crate) fn any(&self) -> bool {
-        self.summary.iter().any(|s| s.load(Relaxed) != 0)
-    }
-}
-
-impl fmt::Debug for Bitmap {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Bitmap")
-            .field("words", &self.words.len())
-            .field("summary_words", &self.summary.len())
-            .finish()
-    }
-}
-
-/// Where a drain is in the bitmap: the summary bits and key bits it has
-/// taken out (swapped to 0) and not yet yielded, and the next summary word to
-/// look at.
-#[derive(Debug, Default)]
-pub(crate) struct Cursor {
-    /// The next summary word to load.
-    next: usize,
-    /// The summary word `groups` came from.
-    group: usize,
-    /// Summary bits taken and not yet visited.
-    groups: usize,
-    /// The key word `keys` came from.
-    word: usize,
-    /// Key bits taken and not yet yielded.
-    keys: usize,
-}
-
-impl Cursor {
-    /// A cursor at the end: yields nothing, and has nothing to put back.
-    fn done(map: &Bitmap) -> Cursor {
-        Cursor {
-            next: map.summary.len(),
-            ..Cursor::default()
-        }
-    }
-
-    /// The next fired key. Call only after the notifier was re-armed. Once
-    /// it has returned `None` it always does: it has passed every summary
-    /// word, and a key set after it passed comes with a wake of its own (see
-    /// the module doc), for the next drain.
-    pub(crate) fn next(&mut self, map: &Bitmap) -> Option<usize> {
-        loop {
-            if self.keys != 0 {
-                let key = self.word * W + self.keys.trailing_zeros() as usize;
-                self.keys &= self.keys - 1;
-                return Some(key);
-            }
-            if self.groups != 0 {
-                self.word = self.group * W + self.groups.trailing_zeros() as usize;
-                self.groups &= self.groups - 1;
-                // After the summary swap that gave us this bit (see the
-                // module doc). Acquire: pairs with the senders' Release.
-                // Release: a sender whose set reads this 0 sees our re-arm.
-                self.keys = map.words.get(self.word).map_or(0, |w| w.swap(0, AcqRel));
-                continue;
-            }
-            let summary = map.summary.get(self.next..)?;
-            let Some((i, s)) = summary
-                .iter()
-                .enumerate()
-                .find(|(_, s)| s.load(Relaxed) != 0)
-            else {
-                // The end: stay there (fused), with nothing to put back.
-                self.next = map.summary.len();
-                return None;
-            };
-            self.group = self.next + i;
-            self.next = self.group + 1;
-            // Clear the summary word *before* reading the key words under
-            // it (see the module doc). A sender sets its key bit before its
-            // summary bit, so a key bit whose summary bit this swap clears
-            // is either taken by our key-word swap below, or set after it,
-            // by a notify whose summary bit and wake both come after our
-            // re-arm. AcqRel: pairs with the senders' AcqRel summary sets.
-            self.groups = s.swap(0, AcqRel);
-        }
-    }
-
-    /// Puts back what was taken and not yielded, as a sender would (key bits
-    /// first, then the summary bit). `true` if any key is left in the bitmap
-    /// for a later drain, which then needs a wake.
-    pub(crate) fn put_back(&mut self, map: &Bitmap) -> bool {
-        if self.keys != 0 {
-            if let Some(word) = map.words.get(self.word) {
-                word.fetch_or(self.keys, AcqRel);
-            }
-            self.groups |= 1 << (self.word % W);
-            self.keys = 0;
-        }
-        let mut left = false;
-        if self.groups != 0 {
-            if let Some(s) = map.summary.get(self.group) {
-                s.fetch_or(self.groups, AcqRel);
-            }
-            self.groups = 0;
-            left = true;
-        }
-        let rest = map.summary.get(self.next..).unwrap_or(&[]);
-        self.next = map.summary.len();
-        left || rest.iter().any(|s| s.load(Relaxed) != 0)
-    }
-}
+use crate::{sys, Awake, Backend, Stats};
+use bitmap::{Bitmap, Cursor};
 
 /// What a `KeyedNotifier` shares with its `KeyedWaker`s.
 #[derive(Debug)]
@@ -239,8 +36,16 @@ struct Shared {
     /// The `KeyedNotifier` was dropped. Checked by every notify, because a
     /// notify of a pending key never reaches the `Waker`.
     closed: AtomicBool,
-    /// Wakes the notifier: a newly set key, and a drain that leaves keys.
-    waker: Waker,
+    /// Wakes the engine: a newly set key, and a drain that leaves keys.
+    handle: Handle,
+}
+
+/// A wake counts for a wait only if it left a key set (a wake whose keys an
+/// earlier drain yielded is waited past).
+impl Work for Shared {
+    fn rearmed(&self, woken: bool) -> bool {
+        woken && self.bits.any()
+    }
 }
 
 /// The event loop's end: one fd (a [`Notifier`]) and any number of wake
@@ -282,7 +87,7 @@ struct Shared {
 /// # std::io::Result::Ok(())
 /// ```
 pub struct KeyedNotifier {
-    notifier: Notifier,
+    engine: Engine,
     shared: Arc<Shared>,
 }
 
@@ -333,14 +138,14 @@ impl KeyedNotifier {
                 format!("no memory for the bitmap of a KeyedNotifier of {capacity} keys: {err}"),
             )
         })?;
-        let notifier = Notifier::with_backend(backend)?;
+        let engine = Engine::new(backend, "KeyedNotifier")?;
         let shared = Arc::new(Shared {
             bits,
             capacity,
             closed: AtomicBool::new(false),
-            waker: notifier.waker(),
+            handle: engine.handle(),
         });
-        Ok(KeyedNotifier { notifier, shared })
+        Ok(KeyedNotifier { engine, shared })
     }
 
     /// The number of keys: valid keys are `0..capacity`.
@@ -366,7 +171,7 @@ impl KeyedNotifier {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn backend(&self) -> Backend {
-        self.notifier.backend()
+        self.engine.backend()
     }
 
     /// A handle that wakes `key` from any thread. Make as many as you like,
@@ -434,7 +239,7 @@ impl KeyedNotifier {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn drain(&mut self) -> io::Result<Keys<'_>> {
-        if let Err(err) = self.notifier.drain() {
+        if let Err(err) = self.engine.drain() {
             // The notifier re-arms even when its read fails.
             return Err(self.rewake_after(err));
         }
@@ -470,9 +275,9 @@ impl KeyedNotifier {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn wait(&mut self, timeout: Option<Duration>) -> io::Result<Keys<'_>> {
-        self.notifier.check_fork_as("KeyedNotifier")?;
         let woken = self
-            .wait_until(sys::deadline(timeout))
+            .engine
+            .wait(sys::deadline(timeout), &*self.shared)
             .map_err(|err| self.rewake_after(err))?;
         let cursor = if woken {
             Cursor::default()
@@ -485,34 +290,9 @@ impl KeyedNotifier {
         })
     }
 
-    /// Blocks until a wake with a key set (then re-armed: `Ok(true)`) or the
-    /// deadline (`Ok(false)`), through the notifier's own blocking step, so
-    /// that the deadline reaches `ppoll` as it is.
-    fn wait_until(&self, deadline: Option<Instant>) -> io::Result<bool> {
-        loop {
-            // No flush: the re-arm below takes any wake absorbed meanwhile.
-            if !self.notifier.block_once(deadline, || false, false)? {
-                return Ok(false);
-            }
-            // poll(2) is level-triggered: the fd must really be read here,
-            // even where `drain` may skip the read.
-            if self.notifier.rearm(true)? && self.shared.bits.any() {
-                return Ok(true);
-            }
-            // A stray byte, or a wake whose key an earlier drain already
-            // yielded: nothing new, keep waiting.
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Ok(false);
-            }
-        }
-    }
-
-    /// After a failed drain or wait: the notifier may have re-armed, so a key
-    /// left in the bitmap would wait for a wake that is not coming. Wakes it
-    /// again, and returns `err`.
     fn rewake_after(&self, err: io::Error) -> io::Error {
         if self.shared.bits.any() {
-            let _ = self.shared.waker.notify();
+            let _ = self.shared.handle.notify("KeyedNotifier");
         }
         err
     }
@@ -552,7 +332,7 @@ impl KeyedNotifier {
         events: &mut Events,
         timeout: Option<Duration>,
     ) -> io::Result<Keys<'_>> {
-        if let Err(err) = self.notifier.poll(poll, events, timeout) {
+        if let Err(err) = self.engine.poll(poll, events, timeout, &*self.shared) {
             return Err(self.rewake_after(err));
         }
         Ok(Keys {
@@ -582,7 +362,7 @@ impl KeyedNotifier {
     /// ```
     #[must_use = "`false` means a key is set: the loop must not block"]
     pub fn announce_sleep(&self) -> bool {
-        self.notifier.announce_sleep()
+        self.engine.announce_sleep(&*self.shared)
     }
 
     /// As [`Notifier::announce_awake`]: while the returned guard lives,
@@ -602,8 +382,8 @@ impl KeyedNotifier {
     /// assert_eq!(notifier.stats().wakes_absorbed, 1);
     /// # std::io::Result::Ok(())
     /// ```
-    pub fn announce_awake(&self) -> crate::Awake {
-        self.notifier.announce_awake()
+    pub fn announce_awake(&self) -> Awake {
+        self.engine.announce_awake()
     }
 
     /// As [`Notifier::set_spin`]: how long `poll` and `wait` spin first
@@ -623,7 +403,20 @@ impl KeyedNotifier {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn set_spin(&mut self, budget: Duration) {
-        self.notifier.set_spin(budget)
+        self.engine.set_spin(budget);
+    }
+
+    /// The spin budget, as [`Notifier::spin`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let notifier = wakefd::KeyedNotifier::new(8)?;
+    /// assert_eq!(notifier.spin(), std::time::Duration::ZERO);
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn spin(&self) -> Duration {
+        self.engine.spin()
     }
 
     /// The wake counters of the underlying notifier ([`Notifier::stats`]).
@@ -641,7 +434,14 @@ impl KeyedNotifier {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn stats(&self) -> Stats {
-        self.notifier.stats()
+        self.engine.stats()
+    }
+
+    /// Test-only fault injection: the next `n` wake writes fail.
+    #[cfg(wakefd_fault_injection)]
+    #[doc(hidden)]
+    pub fn fail_next_writes(&self, n: usize) {
+        self.engine.fail_next_writes(n);
     }
 }
 
@@ -656,68 +456,14 @@ impl Drop for KeyedNotifier {
 impl fmt::Debug for KeyedNotifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyedNotifier")
-            .field("notifier", &self.notifier)
+            .field("backend", &self.engine.backend())
+            .field("fd", &self.engine.raw())
             .field("capacity", &self.shared.capacity)
             .finish()
     }
 }
 
-#[cfg(unix)]
-impl AsFd for KeyedNotifier {
-    /// The fd to watch for readability: the inner [`Notifier`]'s.
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.notifier.as_fd()
-    }
-}
-
-#[cfg(unix)]
-impl AsRawFd for KeyedNotifier {
-    /// The fd to watch for readability: the inner [`Notifier`]'s.
-    fn as_raw_fd(&self) -> RawFd {
-        self.notifier.as_raw_fd()
-    }
-}
-
-#[cfg(windows)]
-impl AsSocket for KeyedNotifier {
-    /// The socket to watch for readability: the inner [`Notifier`]'s.
-    fn as_socket(&self) -> BorrowedSocket<'_> {
-        self.notifier.as_socket()
-    }
-}
-
-#[cfg(windows)]
-impl AsRawSocket for KeyedNotifier {
-    /// The socket to watch for readability: the inner [`Notifier`]'s.
-    fn as_raw_socket(&self) -> RawSocket {
-        self.notifier.as_raw_socket()
-    }
-}
-
-/// Registers the inner [`Notifier`]; use [`Interest::READABLE`].
-impl mio::event::Source for KeyedNotifier {
-    fn register(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interests: Interest,
-    ) -> io::Result<()> {
-        self.notifier.register(registry, token, interests)
-    }
-
-    fn reregister(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interests: Interest,
-    ) -> io::Result<()> {
-        self.notifier.reregister(registry, token, interests)
-    }
-
-    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
-        self.notifier.deregister(registry)
-    }
-}
+forward_to_engine!(KeyedNotifier);
 
 /// The keys a [`KeyedNotifier::drain`] found, in ascending order.
 ///
@@ -761,7 +507,7 @@ impl Drop for Keys<'_> {
             // The notifier was re-armed when this drain began, so the keys
             // left need a wake of their own. A failure leaves them pending
             // for the next successful wake (see `Waker::notify`).
-            let _ = self.shared.waker.notify();
+            let _ = self.shared.handle.notify("KeyedNotifier");
         }
     }
 }
@@ -846,14 +592,14 @@ impl KeyedWaker {
         let Key { shared, key } = &*self.inner;
         // In a forked child, fail before touching anything: the key bits are
         // the child's copy, but the wake they stand for is the parent's.
-        shared.waker.check_fork()?;
+        shared.handle.check_fork("KeyedWaker")?;
         // Acquire: pairs with the drop's Release.
         if shared.closed.load(Acquire) {
             return Err(io::ErrorKind::BrokenPipe.into());
         }
         match shared.bits.set(*key) {
             Some(false) => Ok(()),
-            Some(true) => shared.waker.notify(),
+            Some(true) => shared.handle.notify("KeyedWaker"),
             // Not reached: the key was checked against the capacity.
             None => Err(io::ErrorKind::InvalidInput.into()),
         }
@@ -897,7 +643,7 @@ impl fmt::Debug for KeyedWaker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyedWaker")
             .field("key", &self.inner.key)
-            .field("waker", &self.inner.shared.waker)
+            .field("fd", &self.inner.shared.handle.raw())
             .finish()
     }
 }
@@ -971,56 +717,3 @@ impl From<KeyOutOfRange> for io::Error {
 
 #[cfg(all(test, wakefd_loom))]
 mod loom_tests;
-
-#[cfg(all(test, not(wakefd_loom)))]
-mod tests {
-    use super::*;
-
-    fn drain_all(map: &Bitmap) -> Vec<usize> {
-        let mut cursor = Cursor::default();
-        std::iter::from_fn(|| cursor.next(map)).collect()
-    }
-
-    #[test]
-    fn sizes_round_up() {
-        for (capacity, words, summary) in [(0, 0, 0), (1, 1, 1), (W, 1, 1), (W + 1, 2, 1)] {
-            let map = Bitmap::new(capacity).unwrap();
-            assert_eq!((map.words.len(), map.summary.len()), (words, summary));
-        }
-        let map = Bitmap::new(W * W + 1).unwrap();
-        assert_eq!((map.words.len(), map.summary.len()), (W + 1, 2));
-    }
-
-    #[test]
-    fn set_coalesces_per_key_and_drain_yields_each_once() {
-        let map = Bitmap::new(65_536).unwrap();
-        let keys = [0, 1, 63, 64, 4095, 4096, 65_535];
-        for key in keys {
-            assert_eq!(map.set(key), Some(true));
-            assert_eq!(map.set(key), Some(false));
-        }
-        assert_eq!(map.set(65_536 * 2), None);
-        assert!(map.any());
-        assert_eq!(drain_all(&map), keys);
-        assert!(!map.any());
-        assert_eq!(drain_all(&map), []);
-    }
-
-    #[test]
-    fn put_back_keeps_what_was_not_yielded() {
-        let map = Bitmap::new(10_000).unwrap();
-        let keys = [5, 6, 70, 9_000];
-        for key in keys {
-            map.set(key);
-        }
-        let mut cursor = Cursor::default();
-        assert_eq!(cursor.next(&map), Some(5));
-        assert!(cursor.put_back(&map));
-        assert_eq!(cursor.next(&map), None);
-        assert_eq!(drain_all(&map), [6, 70, 9_000]);
-
-        let mut cursor = Cursor::default();
-        assert_eq!(cursor.next(&map), None);
-        assert!(!cursor.put_back(&map));
-    }
-}

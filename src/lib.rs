@@ -88,6 +88,7 @@
 compile_error!("wakefd supports Unix and Windows");
 
 mod backend;
+mod engine;
 mod fork;
 mod keyed;
 mod loom;
@@ -98,12 +99,13 @@ mod sys;
 mod task;
 
 pub use backend::{Backend, ParseBackendError};
+pub use engine::{Awake, Stats};
 pub use keyed::{KeyOutOfRange, KeyedNotifier, KeyedWaker, Keys};
 pub use mailbox::{
     Drain, Mailbox, RecvError, RecvTimeoutError, SendError, SendTimeoutError, Sender, TryRecvError,
     TrySendError,
 };
-pub use notifier::{Awake, Notifier, Stats, Waker};
+pub use notifier::{Notifier, Waker};
 
 /// The README's examples, compiled and run as doc tests.
 #[cfg(doctest)]

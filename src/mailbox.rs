@@ -34,307 +34,44 @@
 //!   sleep-aware loop that is awake.
 //! * **disconnection**: the drop of the last `Sender` wakes the loop.
 //!
-//! The wake decisions live in the `*_with` functions below, generic over the
-//! notifier ([`Bell`]), so that the loom models (`mailbox/loom_tests.rs`) run
-//! them against the protocol in `state.rs` and a fake fd.
+//! The wake decisions live in `mailbox/wake.rs`, generic over the loop's
+//! side of the fd, so that the loom models (`mailbox/loom_tests.rs`) run
+//! them against the protocol in `state.rs` and a fake fd. The fd, waits,
+//! polls and sleep-aware calls are the engine's (`engine.rs`); the Mailbox
+//! tells it about its queue through [`Work`].
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
-#[cfg(unix)]
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
-#[cfg(windows)]
-use std::os::windows::io::{AsRawSocket, AsSocket, BorrowedSocket, RawSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mio::{Events, Interest, Poll, Registry, Token};
+use mio::{Events, Poll};
 
-use crate::loom::{
-    AtomicBool, AtomicUsize,
-    Ordering::{AcqRel, Acquire, Relaxed, Release},
-};
-use crate::notifier::{Awake, Stats};
-use crate::{sys, Backend, Notifier, Waker};
+use crate::engine::{forward_to_engine, Engine, Work};
+use crate::loom::Ordering::{Acquire, Release};
+#[cfg(doc)]
+use crate::Notifier;
+use crate::{sys, Awake, Backend, Stats};
 
 mod capacity;
 mod error;
 mod lanes;
 mod queue;
+mod sender;
+mod wake;
 
-use capacity::{Capacity, Refused};
+use capacity::Capacity;
 pub use error::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
-use lanes::{Lane, Lanes, Taken};
-use queue::Line;
-
-/// What the Mailbox and its Senders share.
-pub(crate) struct Shared<T> {
-    queue: Lanes<T>,
-    /// Live `Sender`s.
-    senders: AtomicUsize,
-    /// A `Sender` has existed: "disconnected" means they all went.
-    had_senders: AtomicBool,
-    /// A wake failed (a send's, the loop's own for leftovers, or the last
-    /// Sender's): the next send wakes even though the queue is not empty.
-    rewake: AtomicBool,
-    /// A bounded Mailbox's capacity; `None` for an unbounded one.
-    capacity: Option<Capacity>,
-    /// An unbounded Mailbox's count of messages handed to the loop's code
-    /// (`Lanes::sent_total` minus this is `len`). Written by the loop only,
-    /// once per message: on a line of its own, so that the senders' reads
-    /// of the fields above do not miss on it.
-    received: Line<AtomicUsize>,
-    /// The Mailbox is gone (`Sender::is_closed`).
-    closed: AtomicBool,
-}
-
-impl<T> Shared<T> {
-    pub(crate) fn new() -> Shared<T> {
-        Shared::with_capacity(None)
-    }
-
-    fn with_capacity(capacity: Option<Capacity>) -> Shared<T> {
-        Shared {
-            queue: Lanes::new(),
-            senders: AtomicUsize::new(0),
-            had_senders: AtomicBool::new(false),
-            rewake: AtomicBool::new(false),
-            capacity,
-            received: Line(AtomicUsize::new(0)),
-            closed: AtomicBool::new(false),
-        }
-    }
-
-    /// A bounded Mailbox's capacity.
-    fn cap(&self) -> Option<usize> {
-        self.capacity.as_ref().map(Capacity::cap)
-    }
-
-    /// Messages from their send until the loop's code is handed them.
-    fn len(&self) -> usize {
-        match &self.capacity {
-            Some(capacity) => capacity.len(),
-            None => {
-                // Acquire: every send counted before a hand-out the loop
-                // counted is seen in the totals read after.
-                let received = self.received.load(Acquire);
-                self.queue.sent_total().saturating_sub(received)
-            }
-        }
-    }
-
-    /// The loop's code was handed a message: it no longer counts.
-    fn handed_out(&self) {
-        match &self.capacity {
-            Some(capacity) => capacity.release(),
-            // Only the loop writes it: no read-modify-write needed.
-            None => self
-                .received
-                .store(self.received.load(Relaxed).wrapping_add(1), Release),
-        }
-    }
-
-    /// Every `Sender` that ever existed is gone.
-    fn disconnected(&self) -> bool {
-        // `had_senders` first: its Release store comes after the first
-        // Sender's count, so a look that sees it sees that count too (a
-        // Mailbox racing its first `sender()` is not "disconnected").
-        // Acquire on `senders`: pairs with the last Sender's drop, so its
-        // sends are visible to a take that follows.
-        self.had_senders.load(Acquire) && self.senders.load(Acquire) == 0
-    }
-
-    /// Counts a new `Sender`.
-    fn add_sender(&self) {
-        self.senders.fetch_add(1, Relaxed);
-        self.had_senders.store(true, Release);
-    }
-
-    /// Counts a new `Sender` and gives it an own lane (in a forked child, a
-    /// closed one outside the registry: see `Lanes::orphan`).
-    fn add_sender_with_lane(&self, inherited: bool) -> Arc<Lane<T>> {
-        self.add_sender();
-        if inherited {
-            Lanes::orphan()
-        } else {
-            self.queue.attach()
-        }
-    }
-}
-
-/// The notifier as the Mailbox's loop side uses it.
-pub(crate) trait Bell {
-    /// Re-arms: consumes the fd if needed (always, if `force_read`) and
-    /// clears the pending bit.
-    fn rearm(&self, force_read: bool);
-    /// Makes a wake pending (and written, unless the loop is awake);
-    /// `false` if its write failed.
-    fn ring(&self) -> bool;
-    /// Whether a wake is pending.
-    fn is_pending(&self) -> bool;
-}
-
-impl Bell for Notifier {
-    fn rearm(&self, force_read: bool) {
-        // A failed read (none is expected) costs at most a spurious wake:
-        // the queue, not the fd, says what there is to take.
-        let _ = Notifier::rearm(self, force_read || !self.skip_read());
-    }
-
-    fn ring(&self) -> bool {
-        // A failed write sets the FAILED bit: the next wake writes again.
-        self.notify_self().is_ok()
-    }
-
-    fn is_pending(&self) -> bool {
-        Notifier::is_pending(self)
-    }
-}
-
-/// The loop's own side: messages taken from the queue and not handed out
-/// yet, and whether the loop rang its own wake since its last re-arm.
-pub(crate) struct Local<T> {
-    /// What the loop took (`lanes::Taken`: short chains copied out, long
-    /// ones read in place).
-    buf: Taken<T>,
-    /// Set when the loop made a wake pending for leftovers: the next re-arm
-    /// reads the fd even where `drain` may skip the read, so that if the
-    /// leftovers are taken without that wake, it does not linger as a
-    /// spurious event (an eventfd watched edge-triggered with a non-zero
-    /// counter is reported; one read back to zero is not).
-    rang: bool,
-}
-
-impl<T> Local<T> {
-    pub(crate) fn new() -> Local<T> {
-        Local {
-            buf: Taken::new(),
-            rang: false,
-        }
-    }
-}
-
-/// A sender's half: push, and wake the loop if the queue was empty (or a
-/// wake failed before). `wake` is `Waker::notify`.
-pub(crate) fn send_with<T>(
-    shared: &Shared<T>,
-    lane: &Arc<Lane<T>>,
-    msg: T,
-    wake: impl Fn() -> io::Result<()>,
-) -> Result<(), SendError<T>> {
-    let retry_wake = &wake;
-    if shared.capacity.is_none() {
-        // Before the push: a message is never handed out before it counts.
-        Lanes::count_sent(lane);
-    }
-    let was_empty = shared.queue.push(lane, msg).map_err(SendError)?;
-    // The load first: the swap is a write to a shared line, done only in
-    // the rare case that a wake failed.
-    let retry = !was_empty && shared.rewake.load(Relaxed) && shared.rewake.swap(false, AcqRel);
-    if was_empty || retry {
-        match wake() {
-            Ok(()) => {}
-            // The Mailbox was dropped after our push, and dropped our message
-            // with its queue.
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
-            // The wake did not reach the fd (no such error is expected). The
-            // message is queued: make the next send wake too, and try once
-            // more now (the notifier's FAILED bit makes it a write). If the
-            // kernel refuses that as well, the message waits for the next
-            // send or the loop's next look at the queue.
-            Err(_) => {
-                shared.rewake.store(true, Release);
-                let _ = retry_wake();
-            }
-        }
-    }
-    Ok(())
-}
-
-/// A `Sender`'s drop: the last one wakes the loop so that it learns of the
-/// disconnection. A failed write is tried once more (the `FAILED` bit makes
-/// it a write), and if that fails too the loop's next call rings
-/// (`rewake`); the Mailbox being gone changes nothing for it.
-pub(crate) fn disconnect_with<T>(shared: &Shared<T>, wake: impl Fn() -> io::Result<()>) {
-    // AcqRel: the loop's Acquire load of 0 sees every send made before.
-    if shared.senders.fetch_sub(1, AcqRel) != 1 {
-        return;
-    }
-    if let Err(e) = wake() {
-        if e.kind() != io::ErrorKind::BrokenPipe && wake().is_err() {
-            shared.rewake.store(true, Release);
-        }
-    }
-}
-
-/// The loop's re-arm and take: every queued message to the back of `local`.
-pub(crate) fn refill_with<T>(shared: &Shared<T>, local: &mut Local<T>, bell: &impl Bell) {
-    // Re-arm first, then take (state.rs explains the order).
-    bell.rearm(std::mem::take(&mut local.rang));
-    shared.queue.take_all(&mut local.buf);
-}
-
-/// Keeps a readiness event coming for messages left in `local`.
-pub(crate) fn leftovers_with<T>(shared: &Shared<T>, local: &mut Local<T>, bell: &impl Bell) {
-    if !local.buf.is_empty() {
-        ring_with(shared, local, bell);
-    }
-}
-
-/// The loop's own wake (for leftovers, or for a disconnection it consumed).
-/// A failed write is tried once more at once (the `FAILED` bit makes it a
-/// write); if that fails too, the next send wakes whatever it finds
-/// (`rewake`), and the loop's next call rings again (the wake is still
-/// pending, so it re-arms and looks).
-fn ring_with<T>(shared: &Shared<T>, local: &mut Local<T>, bell: &impl Bell) {
-    local.rang = true;
-    ring_twice(shared, bell);
-}
-
-/// Rings, once more if the write failed, and makes the next send wake if
-/// that failed too.
-fn ring_twice<T>(shared: &Shared<T>, bell: &impl Bell) {
-    if !bell.ring() && !bell.ring() {
-        shared.rewake.store(true, Release);
-    }
-}
-
-/// `try_recv`: one message, re-arming when it goes to the queue and making a
-/// wake pending when it leaves messages behind.
-pub(crate) fn try_recv_with<T>(
-    shared: &Shared<T>,
-    local: &mut Local<T>,
-    bell: &impl Bell,
-) -> Result<T, TryRecvError> {
-    // With messages in hand and no wake pending, nothing can be stranded by
-    // skipping the queue: the next send finds it empty or rings a wake that
-    // is still to come. Otherwise re-arm and take, so that the wake this
-    // call consumes is made up for below.
-    if local.buf.is_empty() || bell.is_pending() {
-        refill_with(shared, local, bell);
-    }
-    let msg = match local.buf.pop_front() {
-        Some(msg) => msg,
-        None if shared.disconnected() => {
-            // A message sent before the last Sender's drop is visible now.
-            shared.queue.take_all(&mut local.buf);
-            local.buf.pop_front().ok_or(TryRecvError::Disconnected)?
-        }
-        None => return Err(TryRecvError::Empty),
-    };
-    shared.handed_out();
-    if local.buf.is_empty() && shared.disconnected() {
-        // The last Sender's wake may be the one this call consumed: keep an
-        // event coming, so that a loop taking one message per event learns
-        // of the disconnection too.
-        ring_with(shared, local, bell);
-    } else {
-        leftovers_with(shared, local, bell);
-    }
-    Ok(msg)
-}
+#[cfg(all(test, wakefd_loom))]
+use lanes::Lane;
+use lanes::Taken;
+pub use sender::Sender;
+#[cfg(all(test, wakefd_loom))]
+use wake::{disconnect_with, send_with, Bell};
+use wake::{leftovers_with, refill_with, ring_twice, try_recv_with, Local, Shared};
 
 /// The loop's end of a multi-producer queue: a [`Notifier`] that becomes
 /// readable when a [`Sender`] queues a message.
@@ -394,7 +131,7 @@ pub(crate) fn try_recv_with<T>(
 /// # std::io::Result::Ok(())
 /// ```
 pub struct Mailbox<T> {
-    notifier: Notifier,
+    engine: Engine,
     shared: Arc<Shared<T>>,
     /// Messages taken from the queue and not handed out yet. The loop's
     /// own: `drain` and `try_recv` take `&mut self`, so no lock.
@@ -510,7 +247,7 @@ impl<T> Mailbox<T> {
 
     fn with_shared(backend: Backend, shared: Shared<T>) -> io::Result<Mailbox<T>> {
         Ok(Mailbox {
-            notifier: Notifier::with_backend(backend)?,
+            engine: Engine::new(backend, "Mailbox")?,
             shared: Arc::new(shared),
             local: Local::new(),
         })
@@ -598,7 +335,7 @@ impl<T> Mailbox<T> {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn backend(&self) -> Backend {
-        self.notifier.backend()
+        self.engine.backend()
     }
 
     /// A new handle for sending to this mailbox from any thread.
@@ -617,11 +354,11 @@ impl<T> Mailbox<T> {
     /// ```
     pub fn sender(&self) -> Sender<T> {
         self.shared.add_sender();
-        Sender {
-            lane: self.shared.queue.common(),
-            shared: Arc::clone(&self.shared),
-            waker: self.notifier.waker(),
-        }
+        Sender::new(
+            Arc::clone(&self.shared),
+            self.shared.queue.common(),
+            self.engine.handle(),
+        )
     }
 
     /// A new handle for sending to this mailbox, with a lane of its own:
@@ -649,11 +386,8 @@ impl<T> Mailbox<T> {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn sender_with_lane(&self) -> Sender<T> {
-        Sender {
-            lane: self.shared.add_sender_with_lane(self.forked()),
-            shared: Arc::clone(&self.shared),
-            waker: self.notifier.waker(),
-        }
+        let lane = self.shared.add_sender_with_lane(self.forked());
+        Sender::new(Arc::clone(&self.shared), lane, self.engine.handle())
     }
 
     /// Re-arms the wake and takes every message queued now: FIFO per sender,
@@ -695,7 +429,7 @@ impl<T> Mailbox<T> {
     /// ```
     pub fn drain(&mut self) -> Drain<'_, T> {
         if !self.forked() {
-            refill_with(&self.shared, &mut self.local, &self.notifier);
+            refill_with(&self.shared, &mut self.local, &self.engine);
         }
         Drain { mailbox: self }
     }
@@ -732,7 +466,7 @@ impl<T> Mailbox<T> {
         if self.forked() {
             return Err(TryRecvError::Disconnected);
         }
-        try_recv_with(&self.shared, &mut self.local, &self.notifier)
+        try_recv_with(&self.shared, &mut self.local, &self.engine)
     }
 
     /// Blocks until a message is queued, every [`Sender`] is gone, or
@@ -760,8 +494,8 @@ impl<T> Mailbox<T> {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn wait(&self, timeout: Option<Duration>) -> io::Result<bool> {
-        self.check_fork()?;
-        self.wait_until(sys::deadline(timeout))
+        self.engine.wait(sys::deadline(timeout), self)?;
+        Ok(self.has_messages())
     }
 
     /// Blocks until a message is queued and takes it, for a thread with no
@@ -831,43 +565,8 @@ impl<T> Mailbox<T> {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(RecvTimeoutError::Timeout);
             }
-            if self.wait_until(deadline).is_err() {
+            if self.engine.wait(deadline, &*self).is_err() {
                 std::thread::sleep(Duration::from_millis(1));
-            }
-        }
-    }
-
-    fn wait_until(&self, deadline: Option<Instant>) -> io::Result<bool> {
-        loop {
-            if self.has_messages() {
-                return Ok(true);
-            }
-            if self.shared.disconnected() {
-                return Ok(self.has_messages());
-            }
-            if !self
-                .notifier
-                .block_once(deadline, || self.has_messages(), true)?
-            {
-                return Ok(self.has_messages());
-            }
-            if self.has_messages() {
-                // Keep the wake: the messages' readiness event is still due
-                // to a reactor that watches the fd too.
-                return Ok(true);
-            }
-            // Readable with nothing queued: a stray byte, or the last
-            // Sender's wake. Consume it so as not to spin on it.
-            Notifier::rearm(&self.notifier, true)?;
-            if self.has_messages() {
-                // A send landed between the look and the re-arm, and its
-                // wake was consumed: make it pending again (the message is
-                // seen by our caller in any case).
-                ring_twice(&self.shared, &self.notifier);
-                return Ok(true);
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Ok(false);
             }
         }
     }
@@ -926,16 +625,7 @@ impl<T> Mailbox<T> {
         events: &mut Events,
         timeout: Option<Duration>,
     ) -> io::Result<bool> {
-        self.check_fork()?;
-        let (local, shared) = (&self.local, &self.shared);
-        self.notifier.poll_events(
-            poll,
-            events,
-            timeout,
-            || !local.buf.is_empty() || !shared.queue.is_empty(),
-            true,
-        )?;
-        Ok(self.has_messages() || self.notifier.is_pending())
+        self.engine.poll(poll, events, timeout, &*self)
     }
 
     /// Announces that the loop is about to block, as
@@ -955,7 +645,7 @@ impl<T> Mailbox<T> {
     /// ```
     #[must_use = "`false` means a message or a wake is waiting: the loop must not block"]
     pub fn announce_sleep(&self) -> bool {
-        self.notifier.announce_sleep() && !self.has_messages()
+        self.engine.announce_sleep(self)
     }
 
     /// Announces that the loop is awake for as long as the returned guard
@@ -977,7 +667,7 @@ impl<T> Mailbox<T> {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn announce_awake(&self) -> Awake {
-        self.notifier.announce_awake()
+        self.engine.announce_awake()
     }
 
     /// Sets how long [`poll`](Mailbox::poll) and [`wait`](Mailbox::wait) spin
@@ -998,7 +688,20 @@ impl<T> Mailbox<T> {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn set_spin(&mut self, budget: Duration) {
-        self.notifier.set_spin(budget);
+        self.engine.set_spin(budget);
+    }
+
+    /// The spin budget, as [`Notifier::spin`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mailbox = wakefd::Mailbox::<u8>::new()?;
+    /// assert_eq!(mailbox.spin(), std::time::Duration::ZERO);
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn spin(&self) -> Duration {
+        self.engine.spin()
     }
 
     /// A snapshot of the wake counters, as [`Notifier::stats`].
@@ -1016,22 +719,18 @@ impl<T> Mailbox<T> {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn stats(&self) -> Stats {
-        self.notifier.stats()
+        self.engine.stats()
     }
 
     /// Test-only fault injection: the next `n` wake writes fail.
     #[cfg(wakefd_fault_injection)]
     #[doc(hidden)]
     pub fn fail_next_writes(&self, n: usize) {
-        self.notifier.fail_next_writes(n);
+        self.engine.fail_next_writes(n);
     }
 
     fn forked(&self) -> bool {
-        self.notifier.inherited()
-    }
-
-    fn check_fork(&self) -> io::Result<()> {
-        self.notifier.check_fork_as("Mailbox")
+        self.engine.inherited()
     }
 }
 
@@ -1072,64 +771,36 @@ impl<T> Drop for Mailbox<T> {
 impl<T> fmt::Debug for Mailbox<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Mailbox")
-            .field("notifier", &self.notifier)
+            .field("backend", &self.engine.backend())
+            .field("fd", &self.engine.raw())
             .finish_non_exhaustive()
     }
 }
 
-#[cfg(unix)]
-impl<T> AsFd for Mailbox<T> {
-    /// The fd to watch for readability.
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.notifier.as_fd()
-    }
-}
+forward_to_engine!(Mailbox<T>, T);
 
-#[cfg(unix)]
-impl<T> AsRawFd for Mailbox<T> {
-    /// The fd to watch for readability.
-    fn as_raw_fd(&self) -> RawFd {
-        self.notifier.as_raw_fd()
-    }
-}
+/// The queue is the Mailbox's work: it is seen without the fd, and `drain`
+/// and `try_recv` re-arm before they take.
+impl<T> Work for Mailbox<T> {
+    const TAKES_OWN_WAKE: bool = true;
 
-#[cfg(windows)]
-impl<T> AsSocket for Mailbox<T> {
-    /// The socket to watch for readability.
-    fn as_socket(&self) -> BorrowedSocket<'_> {
-        self.notifier.as_socket()
-    }
-}
-
-#[cfg(windows)]
-impl<T> AsRawSocket for Mailbox<T> {
-    /// The socket to watch for readability.
-    fn as_raw_socket(&self) -> RawSocket {
-        self.notifier.as_raw_socket()
-    }
-}
-
-impl<T> mio::event::Source for Mailbox<T> {
-    fn register(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interests: Interest,
-    ) -> io::Result<()> {
-        self.notifier.register(registry, token, interests)
+    fn waiting(&self) -> bool {
+        self.has_messages()
     }
 
-    fn reregister(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interests: Interest,
-    ) -> io::Result<()> {
-        self.notifier.reregister(registry, token, interests)
+    fn finished(&self) -> bool {
+        self.shared.disconnected()
     }
 
-    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
-        self.notifier.deregister(registry)
+    fn rearmed(&self, _woken: bool) -> bool {
+        if !self.has_messages() {
+            // A stray byte, or the last Sender's wake: consumed.
+            return false;
+        }
+        // A send landed between the look and the re-arm, and its wake was
+        // consumed: make it pending again for the take that follows.
+        ring_twice(&self.shared, &self.engine);
+        true
     }
 }
 
@@ -1187,7 +858,7 @@ impl<T> Drop for Drain<'_, T> {
             return;
         }
         let mailbox = &mut *self.mailbox;
-        leftovers_with(&mailbox.shared, &mut mailbox.local, &mailbox.notifier);
+        leftovers_with(&mailbox.shared, &mut mailbox.local, &mailbox.engine);
     }
 }
 
@@ -1196,317 +867,6 @@ impl<T> fmt::Debug for Drain<'_, T> {
         f.debug_struct("Drain")
             .field("remaining", &self.len())
             .finish()
-    }
-}
-
-/// Sends messages to a [`Mailbox`] from any thread.
-///
-/// # Lanes
-///
-/// A Sender queues into a *lane*. Every Sender made by
-/// [`Mailbox::sender`], and every [`clone`](Clone::clone) of one, shares the
-/// mailbox's common lane: their messages arrive in one order, the order in
-/// which the sends happened (a send that happens before another, on one
-/// thread or through any synchronization, is received first), as with
-/// `std::sync::mpsc` or crossbeam-channel.
-///
-/// [`Mailbox::sender_with_lane`] and [`Sender::clone_with_lane`] make a
-/// Sender with a lane of its own (its clones share it). Senders on
-/// different lanes write no memory in common per message, so several
-/// threads sending a lot, each through its own lane, do not slow each other
-/// down (see the README's Mailbox numbers). The price is order: messages
-/// are FIFO within a lane, but **not ordered between lanes**. A drain
-/// hands them out lane by lane, so a message sent on one lane after a
-/// message on another may come first.
-///
-/// A lane is given back when its last Sender is dropped and reused by the
-/// next `*_with_lane` call, so making one per job allocates nothing once as
-/// many exist as were ever in use at once; making or dropping one takes a
-/// short lock. Several threads may send on one lane, through clones or
-/// through one Sender shared by reference (it is `Sync`): this is the
-/// common lane's case whenever `sender()` is used from several threads. A
-/// message may then wait, unseen by the loop, for another thread's send on
-/// the same lane to finish; and a send may wait for another thread's pop of
-/// the lane's free list (one pop at a time, so that a stalled sender can
-/// never make another hand out a slot still in use), spinning briefly and
-/// then yielding its CPU. A sender stalled in that pop (descheduled, or
-/// stopped by a debugger) holds up the other senders of its lane only.
-///
-/// # Examples
-///
-/// ```
-/// let mut mailbox = wakefd::Mailbox::new()?;
-/// let sender = mailbox.sender();
-/// let workers: Vec<_> = (0..4)
-///     .map(|id| {
-///         let sender = sender.clone();
-///         std::thread::spawn(move || sender.send(id).unwrap())
-///     })
-///     .collect();
-/// drop(sender);
-/// workers.into_iter().for_each(|w| w.join().unwrap());
-/// let mut got: Vec<i32> = mailbox.drain().collect();
-/// got.sort();
-/// assert_eq!(got, [0, 1, 2, 3]);
-/// # std::io::Result::Ok(())
-/// ```
-pub struct Sender<T> {
-    shared: Arc<Shared<T>>,
-    /// The lane this Sender queues into (`mailbox/lanes.rs`).
-    lane: Arc<Lane<T>>,
-    waker: Waker,
-}
-
-impl<T> Sender<T> {
-    /// Queues `msg` and wakes the loop if the queue was empty (coalesced: no
-    /// system call while a wake is pending, nor while a sleep-aware loop is
-    /// awake).
-    ///
-    /// Not async-signal-safe (unlike [`Waker::notify`]): the queue may
-    /// allocate room and take a lock when it grows.
-    ///
-    /// # Errors
-    ///
-    /// [`SendError`] with the message if the `Mailbox` is gone (or this is a
-    /// forked child, to which the mailbox does not belong). A send that
-    /// races the drop either returns `SendError` or queues the message, which
-    /// the `Mailbox` then drops with its queue: it is never stranded.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let mailbox = wakefd::Mailbox::new()?;
-    /// let sender = mailbox.sender();
-    /// sender.send(1).unwrap();
-    /// drop(mailbox);
-    /// assert_eq!(sender.send(2).unwrap_err().0, 2);
-    /// # std::io::Result::Ok(())
-    /// ```
-    pub fn send(&self, msg: T) -> Result<(), SendError<T>> {
-        self.send_until(msg, None)
-            .map_err(|e| SendError(e.into_inner()))
-    }
-
-    /// Queues `msg` if there is room now: on a bounded mailbox that is full,
-    /// `Err(TrySendError::Full(msg))` at once; on an unbounded one it is
-    /// never `Full`.
-    ///
-    /// # Errors
-    ///
-    /// [`TrySendError::Full`] as above, [`TrySendError::Disconnected`] if the
-    /// `Mailbox` is gone (or this is a forked child); both give the message
-    /// back.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use wakefd::{Mailbox, TrySendError};
-    ///
-    /// let mut mailbox = Mailbox::bounded(1)?;
-    /// let sender = mailbox.sender();
-    /// assert_eq!(sender.try_send('a'), Ok(()));
-    /// assert_eq!(sender.try_send('b'), Err(TrySendError::Full('b')));
-    /// assert_eq!(mailbox.try_recv(), Ok('a')); // the loop makes room
-    /// assert_eq!(sender.try_send('b'), Ok(()));
-    /// # std::io::Result::Ok(())
-    /// ```
-    pub fn try_send(&self, msg: T) -> Result<(), TrySendError<T>> {
-        if self.waker.inherited() {
-            return Err(TrySendError::Disconnected(msg));
-        }
-        let Some(capacity) = &self.shared.capacity else {
-            return self.push(msg).map_err(Into::into);
-        };
-        match capacity.try_reserve() {
-            Ok(()) => self.push_reserved(capacity, msg).map_err(Into::into),
-            Err(Refused::Full) => Err(TrySendError::Full(msg)),
-            Err(Refused::Closed) => Err(TrySendError::Disconnected(msg)),
-        }
-    }
-
-    /// Queues `msg`, waiting at most `timeout` for room in a bounded
-    /// mailbox (`Duration::MAX`: no limit, like [`send`](Sender::send)).
-    ///
-    /// # Errors
-    ///
-    /// [`SendTimeoutError::Timeout`] if it stayed full,
-    /// [`SendTimeoutError::Disconnected`] if the `Mailbox` is gone (or this
-    /// is a forked child); both give the message back.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use wakefd::{Mailbox, SendTimeoutError};
-    ///
-    /// let mailbox = Mailbox::bounded(1)?;
-    /// let sender = mailbox.sender();
-    /// sender.send_timeout(1, Duration::MAX).unwrap();
-    /// let full = sender.send_timeout(2, Duration::from_millis(5));
-    /// assert_eq!(full, Err(SendTimeoutError::Timeout(2)));
-    /// drop(mailbox);
-    /// let gone = sender.send_timeout(3, Duration::from_millis(5));
-    /// assert_eq!(gone, Err(SendTimeoutError::Disconnected(3)));
-    /// # std::io::Result::Ok(())
-    /// ```
-    pub fn send_timeout(&self, msg: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
-        self.send_until(msg, sys::deadline(Some(timeout)))
-    }
-
-    /// Whether the [`Mailbox`] is gone (or this is a forked child, to which
-    /// it does not belong): a worker can stop without trying a send.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let mailbox = wakefd::Mailbox::<u8>::new()?;
-    /// let sender = mailbox.sender();
-    /// assert!(!sender.is_closed());
-    /// drop(mailbox);
-    /// assert!(sender.is_closed());
-    /// # std::io::Result::Ok(())
-    /// ```
-    pub fn is_closed(&self) -> bool {
-        self.waker.inherited() || self.shared.closed.load(Acquire)
-    }
-
-    /// The same count as [`Mailbox::len`]: messages sent and not yet
-    /// handed to the loop's code.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let mailbox = wakefd::Mailbox::new()?;
-    /// let sender = mailbox.sender();
-    /// sender.send(()).unwrap();
-    /// assert_eq!(sender.len(), 1);
-    /// # std::io::Result::Ok(())
-    /// ```
-    pub fn len(&self) -> usize {
-        if self.is_closed() {
-            return 0;
-        }
-        self.shared.len()
-    }
-
-    /// Whether [`len`](Sender::len) is 0.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let mailbox = wakefd::Mailbox::<u8>::new()?;
-    /// assert!(mailbox.sender().is_empty());
-    /// # std::io::Result::Ok(())
-    /// ```
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The capacity of a bounded mailbox, as [`Mailbox::capacity`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let mailbox = wakefd::Mailbox::<u8>::bounded(3)?;
-    /// assert_eq!(mailbox.sender().capacity(), Some(3));
-    /// # std::io::Result::Ok(())
-    /// ```
-    pub fn capacity(&self) -> Option<usize> {
-        self.shared.cap()
-    }
-
-    /// `send` with a deadline (`None`: none).
-    fn send_until(&self, msg: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
-        if self.waker.inherited() {
-            return Err(SendTimeoutError::Disconnected(msg));
-        }
-        let Some(capacity) = &self.shared.capacity else {
-            return self.push(msg).map_err(Into::into);
-        };
-        loop {
-            match capacity.try_reserve() {
-                Ok(()) => return self.push_reserved(capacity, msg).map_err(Into::into),
-                Err(Refused::Closed) => return Err(SendTimeoutError::Disconnected(msg)),
-                Err(Refused::Full) => {
-                    if !capacity.wait(deadline) {
-                        return Err(SendTimeoutError::Timeout(msg));
-                    }
-                }
-            }
-        }
-    }
-
-    /// Queues a message that has its place (or needs none) and wakes.
-    fn push(&self, msg: T) -> Result<(), SendError<T>> {
-        send_with(&self.shared, &self.lane, msg, || self.waker.notify())
-    }
-
-    /// `push` in a bounded mailbox, giving the place back if it fails.
-    fn push_reserved(&self, capacity: &Capacity, msg: T) -> Result<(), SendError<T>> {
-        self.push(msg).map_err(|e| {
-            capacity.unreserve();
-            e
-        })
-    }
-}
-
-impl<T> Sender<T> {
-    /// Another handle to the same mailbox, with a lane of its own (see
-    /// [lanes](Sender#lanes)); [`clone`](Clone::clone) shares this one's.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let mut mailbox = wakefd::Mailbox::new()?;
-    /// let sender = mailbox.sender();
-    /// let worker = {
-    ///     let sender = sender.clone_with_lane();
-    ///     std::thread::spawn(move || sender.send("from the worker").unwrap())
-    /// };
-    /// worker.join().unwrap();
-    /// assert_eq!(mailbox.try_recv(), Ok("from the worker"));
-    /// # std::io::Result::Ok(())
-    /// ```
-    pub fn clone_with_lane(&self) -> Sender<T> {
-        Sender {
-            lane: self.shared.add_sender_with_lane(self.waker.inherited()),
-            shared: Arc::clone(&self.shared),
-            waker: self.waker.clone(),
-        }
-    }
-}
-
-impl<T> Clone for Sender<T> {
-    /// Another handle on the same lane: its messages and this one's are
-    /// FIFO together.
-    fn clone(&self) -> Sender<T> {
-        self.shared.add_sender();
-        // Not in a forked child, whose drops do not `leave` either.
-        if !self.waker.inherited() {
-            self.shared.queue.join(&self.lane);
-        }
-        Sender {
-            lane: Arc::clone(&self.lane),
-            shared: Arc::clone(&self.shared),
-            waker: self.waker.clone(),
-        }
-    }
-}
-
-impl<T> Drop for Sender<T> {
-    fn drop(&mut self) {
-        // In a forked child, no lock: a thread of the parent may have held
-        // it at the fork (the lane is simply not reused).
-        if !self.waker.inherited() {
-            self.shared.queue.leave(&self.lane);
-        }
-        disconnect_with(&self.shared, || self.waker.notify());
-    }
-}
-
-impl<T> fmt::Debug for Sender<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sender").finish_non_exhaustive()
     }
 }
 

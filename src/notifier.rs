@@ -1,95 +1,15 @@
-//! The loop's end ([`Notifier`]) and the senders' end ([`Waker`]).
+//! The loop's end ([`Notifier`]) and the senders' end ([`Waker`]): façades
+//! over the engine (`engine.rs`) with no work besides the wake itself.
 
 use std::fmt;
 use std::io;
-#[cfg(unix)]
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
-#[cfg(windows)]
-use std::os::windows::io::{AsRawSocket, AsSocket, BorrowedSocket, RawSocket};
-use std::sync::atomic::{
-    AtomicBool, AtomicUsize,
-    Ordering::{Relaxed, SeqCst},
-};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use mio::{Events, Interest, Poll, Registry, Token};
+use mio::{Events, Poll};
 
-use crate::fork;
-use crate::state::{Notified, State};
-use crate::sys::{self, Sys};
-use crate::Backend;
-
-/// What a `Notifier` and its `Waker`s share. The fds live here, so they are
-/// closed only when the `Notifier` and every `Waker` are gone: no fd is ever
-/// closed while another thread may still write to it.
-#[derive(Debug)]
-struct Inner {
-    state: State,
-    sys: Sys,
-    /// The process generation the notifier was made in (see `fork.rs`).
-    generation: usize,
-    /// The [`Awake`] guards alive: while there is one, the loop stays
-    /// announced awake between its blocking calls.
-    guards: AtomicUsize,
-    /// The loop has announced that it is awake (the `AWAKE` bit is ours).
-    /// Loop-local: atomics only because the loop's calls take `&self`.
-    awake: AtomicBool,
-    /// A wake may have been written since the last read. Always true for a
-    /// loop that announces nothing; a sleep-aware loop clears it when it
-    /// reads while awake (no write happens while it is awake) and sets it
-    /// when it announces sleep.
-    maybe_written: AtomicBool,
-}
-
-impl Inner {
-    fn announce_sleep(&self) -> bool {
-        self.maybe_written.store(true, Relaxed);
-        self.awake.store(false, Relaxed);
-        self.state.announce_sleep()
-    }
-
-    fn announce_awake(&self) {
-        self.awake.store(true, Relaxed);
-        self.state.announce_awake();
-    }
-
-    /// After a sleep-aware blocking call with a guard alive at its start:
-    /// awake again, unless the last guard went meanwhile (dropped on another
-    /// thread), in which case the loop leaves the awake state itself. With
-    /// the guard's drop (`fetch_sub` of `guards`, then `leave_awake`'s swap
-    /// of `awake`), this is a store-then-load on each side: SeqCst on all
-    /// four, so that at least one side sees the other and leaves.
-    fn rejoin_awake(&self, flush: bool) {
-        // The word's AWAKE bit first: a drop that sees `awake` set then
-        // comes after it, and its `leave_awake` clears it.
-        self.state.announce_awake();
-        self.awake.store(true, SeqCst);
-        if self.guards.load(SeqCst) == 0 {
-            self.leave_awake(flush);
-        }
-    }
-
-    /// Back to the plain behaviour, for a loop that is announced awake and
-    /// may block without announcing sleep next: clears `AWAKE`, and if a
-    /// wake is pending and `flush`, writes it, so that any watcher of the fd
-    /// sees it (it may have been absorbed, with nothing written).
-    fn leave_awake(&self, flush: bool) {
-        // SeqCst: see `rejoin_awake`. The swap also makes one caller of
-        // two (the loop and a guard's drop) do the rest.
-        if !self.awake.swap(false, SeqCst) {
-            return;
-        }
-        self.maybe_written.store(true, Relaxed);
-        if self.state.leave_awake() && flush {
-            // A failure sets FAILED: the next notify writes again.
-            let _ = self.state.write_absorbed(&self.sys);
-        }
-    }
-}
-
-/// How often a spinning `poll` looks for I/O with a zero-timeout poll.
-const PEEK_EVERY: Duration = Duration::from_micros(50);
+use crate::engine::{forward_to_engine, Engine, Handle};
+use crate::sys;
+use crate::{Awake, Backend, Stats};
 
 /// The event loop's end: a non-blocking fd that becomes readable when a
 /// [`Waker`] calls [`notify`](Waker::notify).
@@ -154,19 +74,7 @@ const PEEK_EVERY: Duration = Duration::from_micros(50);
 /// # std::io::Result::Ok(())
 /// ```
 pub struct Notifier {
-    inner: Arc<Inner>,
-    backend: Backend,
-    /// Registered edge-triggered through mio with a backend whose watcher
-    /// gets an edge per write, so `drain` need not read. Only `register`,
-    /// `reregister` and `deregister` change it, and they take `&mut self`.
-    skip_read: bool,
-    /// The token it is registered with in mio, if it is.
-    token: Option<Token>,
-    /// How long `poll` and `wait` spin before they block, as set.
-    spin: Duration,
-    /// The budget they really spin: zero with a single CPU, where the
-    /// spinning thread would only take time from the one that wakes it.
-    spin_effective: Duration,
+    engine: Engine,
 }
 
 impl Notifier {
@@ -207,22 +115,8 @@ impl Notifier {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn with_backend(backend: Backend) -> io::Result<Notifier> {
-        let generation = fork::generation()?;
-        let sys = Sys::new(backend)?;
         Ok(Notifier {
-            inner: Arc::new(Inner {
-                state: State::new(),
-                sys,
-                generation,
-                guards: AtomicUsize::new(0),
-                awake: AtomicBool::new(false),
-                maybe_written: AtomicBool::new(true),
-            }),
-            backend,
-            skip_read: false,
-            token: None,
-            spin: Duration::ZERO,
-            spin_effective: Duration::ZERO,
+            engine: Engine::new(backend, "Notifier")?,
         })
     }
 
@@ -238,7 +132,7 @@ impl Notifier {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn backend(&self) -> Backend {
-        self.backend
+        self.engine.backend()
     }
 
     /// A new handle for waking this notifier from any thread.
@@ -254,7 +148,7 @@ impl Notifier {
     /// ```
     pub fn waker(&self) -> Waker {
         Waker {
-            inner: Arc::clone(&self.inner),
+            handle: self.engine.handle(),
         }
     }
 
@@ -300,42 +194,7 @@ impl Notifier {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn drain(&self) -> io::Result<bool> {
-        self.check_fork()?;
-        self.rearm(!self.skip_read)
-    }
-
-    /// Re-arms: reads the fd if `read` and a wake may have been written, then
-    /// clears the pending bit. `Ok(true)` if a wake was pending.
-    pub(crate) fn rearm(&self, read: bool) -> io::Result<bool> {
-        let read = read && self.inner.maybe_written.load(Relaxed);
-        let woken = self.inner.state.drain(&self.inner.sys, read);
-        if read && self.inner.awake.load(Relaxed) {
-            // While the loop is awake no wake is written, so until it next
-            // announces sleep the fd holds nothing new (a byte from a sender
-            // that decided to write before the announcement of wake-up and is
-            // still writing is a stray: it makes the fd readable, and the loop
-            // reads it after its next announcement of sleep).
-            self.inner.maybe_written.store(false, Relaxed);
-        }
-        woken
-    }
-
-    /// Makes a wake pending from the loop's own thread, as a `Waker` would
-    /// (used by the Mailbox to keep a readiness event coming for messages it
-    /// holds).
-    pub(crate) fn notify_self(&self) -> io::Result<()> {
-        self.check_fork()?;
-        self.inner.state.notify(&self.inner.sys).map(drop)
-    }
-
-    /// Whether this is a forked child's copy (no error built).
-    pub(crate) fn inherited(&self) -> bool {
-        fork::inherited(self.inner.generation)
-    }
-
-    /// Whether a wake is pending (notified, not yet drained).
-    pub(crate) fn is_pending(&self) -> bool {
-        self.inner.state.is_pending()
+        self.engine.drain()
     }
 
     /// For a thread with no reactor: blocks in [`poll(2)`] (`WSAPoll` on
@@ -369,60 +228,7 @@ impl Notifier {
     ///
     /// [`poll(2)`]: https://man7.org/linux/man-pages/man2/poll.2.html
     pub fn wait(&self, timeout: Option<Duration>) -> io::Result<bool> {
-        self.check_fork()?;
-        let deadline = sys::deadline(timeout);
-        loop {
-            if !self.block_once(deadline, || false, false)? {
-                return Ok(false);
-            }
-            // poll(2) is level-triggered, so the fd must really be read here
-            // even where `drain` may skip the read.
-            if self.rearm(true)? {
-                return Ok(true);
-            }
-            // A stray byte from a wake that an earlier drain had already
-            // reported (see state.rs), or a counter left unread while the
-            // notifier was registered with mio: nothing new, keep waiting.
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Ok(false);
-            }
-        }
-    }
-
-    /// Blocks in `poll(2)` until the fd is readable, a wake is pending (for a
-    /// sleep-aware loop, which spins first if it has a budget), `ready()`, or
-    /// the deadline. `Ok(false)` only if the deadline passed with none of
-    /// the others. `flush`: the caller does not drain next, so a wake
-    /// absorbed while spinning is written on the way out (see `leave`).
-    pub(crate) fn block_once(
-        &self,
-        deadline: Option<Instant>,
-        ready: impl Fn() -> bool,
-        flush: bool,
-    ) -> io::Result<bool> {
-        if !self.is_sleep_aware() {
-            // A wake absorbed while the loop was announced awake (and then
-            // `announce_sleep` returned false) wrote nothing: don't wait for
-            // the fd.
-            return Ok(ready() || self.is_pending() || self.inner.sys.poll_readable(deadline)?);
-        }
-        let mut readable = false;
-        self.sleep_cycle(
-            deadline,
-            &ready,
-            || Ok(false),
-            |timeout| {
-                readable = self.inner.sys.poll_readable(sys::deadline(timeout))?;
-                Ok(())
-            },
-            flush,
-        )?;
-        Ok(readable || self.is_pending() || ready())
-    }
-
-    /// A loop that holds an [`Awake`] guard, or spins.
-    fn is_sleep_aware(&self) -> bool {
-        self.inner.guards.load(Relaxed) != 0 || !self.spin_effective.is_zero()
+        self.engine.wait(sys::deadline(timeout), &())
     }
 
     /// Announces that the loop is about to block: from now on a `notify`
@@ -463,7 +269,7 @@ impl Notifier {
     /// ```
     #[must_use = "`false` means a wake is pending: the loop must not block"]
     pub fn announce_sleep(&self) -> bool {
-        self.inner.announce_sleep()
+        self.engine.announce_sleep(&())
     }
 
     /// Announces that the loop is awake, for as long as the returned
@@ -493,12 +299,7 @@ impl Notifier {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn announce_awake(&self) -> Awake {
-        self.inner.guards.fetch_add(1, Relaxed);
-        self.inner.announce_awake();
-        Awake {
-            inner: Arc::clone(&self.inner),
-            _one_thread: std::marker::PhantomData,
-        }
+        self.engine.announce_awake()
     }
 
     /// The sleep-aware `mio` loop in one call: announces sleep, calls
@@ -549,144 +350,7 @@ impl Notifier {
         events: &mut Events,
         timeout: Option<Duration>,
     ) -> io::Result<bool> {
-        self.check_fork()?;
-        self.poll_events(poll, events, timeout, || false, false)?;
-        self.rearm(!self.skip_read)
-    }
-
-    /// The sleep cycle of `poll` without the drain; `ready()` true means
-    /// there is work already (don't block). `flush` as in `block_once`.
-    pub(crate) fn poll_events(
-        &self,
-        poll: &mut Poll,
-        events: &mut Events,
-        timeout: Option<Duration>,
-        ready: impl Fn() -> bool,
-        flush: bool,
-    ) -> io::Result<()> {
-        events.clear();
-        let poll = std::cell::RefCell::new((poll, events));
-        let result = self.sleep_cycle(
-            sys::deadline(timeout),
-            ready,
-            || {
-                let (poll, events) = &mut *poll.borrow_mut();
-                poll.poll(events, Some(Duration::ZERO))?;
-                Ok(!events.is_empty())
-            },
-            |timeout| {
-                let (poll, events) = &mut *poll.borrow_mut();
-                poll.poll(events, timeout)
-            },
-            flush,
-        );
-        let (_, events) = poll.into_inner();
-        // EINTR: return with no events, as a timeout would; the loop goes
-        // round.
-        let result = match result {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                events.clear();
-                Ok(())
-            }
-            other => other,
-        };
-        if let Some(token) = self.token {
-            // mio is edge-triggered: a written wake shows up as an event for
-            // our token, now or in a later poll (if `events` was too small).
-            // With one, read (even if it came from the zero-timeout look for
-            // I/O while spinning, which announced no sleep); without one,
-            // there is nothing to read yet.
-            let ours = events.iter().any(|e| e.token() == token);
-            if self.inner.awake.load(Relaxed) {
-                self.inner.maybe_written.store(ours, Relaxed);
-            }
-            if ours {
-                // The caller need not drain after a spurious event.
-                self.inner.sys.rearm_after_event()?;
-            }
-        }
-        result
-    }
-
-    /// One sleep-aware wait: spins (with a budget), announces sleep, blocks
-    /// unless a wake is pending or `ready()`, and announces the loop awake
-    /// again if an [`Awake`] guard lives (otherwise the loop leaves it plain,
-    /// writing a wake absorbed while it spun if `flush`). `block(timeout)` is
-    /// the blocking call (`None`: no limit); `peek()` looks for I/O without
-    /// blocking while spinning, `true` if there is.
-    fn sleep_cycle(
-        &self,
-        deadline: Option<Instant>,
-        ready: impl Fn() -> bool,
-        mut peek: impl FnMut() -> io::Result<bool>,
-        block: impl FnOnce(Option<Duration>) -> io::Result<()>,
-        flush: bool,
-    ) -> io::Result<()> {
-        let guarded = self.inner.guards.load(Relaxed) != 0;
-        if !self.spin_effective.is_zero() {
-            if !self.inner.awake.load(Relaxed) {
-                self.inner.announce_awake();
-            }
-            let found = self.spin_until(deadline, &ready, &mut peek);
-            if !matches!(found, Ok(false)) {
-                if !guarded {
-                    self.inner.leave_awake(flush);
-                }
-                return found.map(drop);
-            }
-        }
-        let may_block = self.inner.announce_sleep() && !ready();
-        let timeout = match deadline {
-            _ if !may_block => Some(Duration::ZERO),
-            None => None,
-            Some(d) => Some(d.saturating_duration_since(Instant::now())),
-        };
-        let result = block(timeout);
-        if guarded {
-            self.inner.rejoin_awake(flush);
-        }
-        result
-    }
-
-    /// Spins, announced awake, until a wake is pending, `ready()`, `peek()`
-    /// finds I/O (`Ok(true)` for those), or the budget or the deadline runs
-    /// out (`Ok(false)`). A budget too large for the clock spins until one
-    /// of the others.
-    fn spin_until(
-        &self,
-        deadline: Option<Instant>,
-        ready: &impl Fn() -> bool,
-        peek: &mut impl FnMut() -> io::Result<bool>,
-    ) -> io::Result<bool> {
-        let start = Instant::now();
-        let end = match (start.checked_add(self.spin_effective), deadline) {
-            (Some(budget), Some(deadline)) => Some(budget.min(deadline)),
-            (budget, None) => budget,
-            (None, deadline) => deadline,
-        };
-        let mut next_peek = start + PEEK_EVERY;
-        let mut spins = 0u32;
-        loop {
-            if self.inner.state.is_pending() || ready() {
-                return Ok(true);
-            }
-            spins = spins.wrapping_add(1);
-            // Reading the clock costs more than a look at the word: do it
-            // every 64 spins.
-            if spins % 64 == 0 {
-                let now = Instant::now();
-                if end.is_some_and(|end| now >= end) {
-                    return Ok(false);
-                }
-                if now >= next_peek {
-                    if peek()? {
-                        return Ok(true);
-                    }
-                    next_peek = now + PEEK_EVERY;
-                }
-            }
-            std::hint::spin_loop();
-        }
+        self.engine.poll(poll, events, timeout, &())
     }
 
     /// Sets how long [`poll`](Notifier::poll) and [`wait`](Notifier::wait)
@@ -728,9 +392,7 @@ impl Notifier {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn set_spin(&mut self, budget: Duration) {
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        self.spin = budget;
-        self.spin_effective = if cpus > 1 { budget } else { Duration::ZERO };
+        self.engine.set_spin(budget);
     }
 
     /// The spin budget set with [`set_spin`](Notifier::set_spin) (zero, the
@@ -748,7 +410,7 @@ impl Notifier {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn spin(&self) -> Duration {
-        self.spin
+        self.engine.spin()
     }
 
     /// A snapshot of the wake counters (see [`Stats`]).
@@ -765,15 +427,7 @@ impl Notifier {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn stats(&self) -> Stats {
-        let c = &self.inner.state.counters;
-        Stats {
-            wakes_written: c.wakes_written.load(Relaxed),
-            wakes_absorbed: c.wakes_absorbed.load(Relaxed),
-            write_errors: c.write_errors.load(Relaxed),
-            drains_woken: c.drains_woken.load(Relaxed),
-            drains_spurious: c.drains_spurious.load(Relaxed),
-            sleeps: c.sleeps.load(Relaxed),
-        }
+        self.engine.stats()
     }
 
     /// Test-only fault injection: the next `n` wake writes fail with
@@ -781,270 +435,17 @@ impl Notifier {
     #[cfg(wakefd_fault_injection)]
     #[doc(hidden)]
     pub fn fail_next_writes(&self, n: usize) {
-        self.inner.sys.fail_next_writes(n);
-    }
-
-    fn check_fork(&self) -> io::Result<()> {
-        self.check_fork_as("Notifier")
-    }
-
-    /// Fails in a forked child, naming the object as `what`.
-    pub(crate) fn check_fork_as(&self, what: &'static str) -> io::Result<()> {
-        fork::check(self.inner.generation, what)
-    }
-
-    /// Whether `drain` may skip the read (see the field).
-    pub(crate) fn skip_read(&self) -> bool {
-        self.skip_read
-    }
-}
-
-/// The loop's awake state, from [`Notifier::announce_awake`] (or the
-/// Mailbox's and KeyedNotifier's): while it lives, a `notify` that finds
-/// the loop awake makes no system call, and the loop must announce sleep
-/// before it blocks (`poll` and `wait` do). Dropping it makes the loop
-/// plain again and writes any wake it absorbed, so that a plain blocking
-/// call next sees it.
-///
-/// It holds the notifier's shared state, not a borrow, so a Mailbox loop
-/// can hold it across `&mut` calls; several guards count as one.
-///
-/// # Examples
-///
-/// A custom reactor's loop (here a `mio::Poll` it blocks in itself) with
-/// sleep announcements:
-///
-/// ```
-/// use std::time::Duration;
-///
-/// let notifier = wakefd::Notifier::new()?;
-/// let waker = notifier.waker();
-/// let mut reactor = mio::Poll::new()?;
-/// let mut events = mio::Events::with_capacity(8);
-/// let awake = notifier.announce_awake();
-/// for round in 0..3 {
-///     waker.notify()?; // the loop is awake: absorbed, no system call
-///     let timeout = if awake.announce_sleep() { Duration::from_secs(10) } else { Duration::ZERO };
-///     reactor.poll(&mut events, Some(timeout))?;
-///     awake.announce_awake();
-///     assert!(notifier.drain()?, "round {round}");
-/// }
-/// assert_eq!(notifier.stats().wakes_written, 0);
-/// # std::io::Result::Ok(())
-/// ```
-///
-/// Make it on the loop's thread, for the loop: a guard made by another
-/// thread while the loop blocks the plain way would make that loop count as
-/// awake. It may move to the loop's thread (`Send`), but not be shared
-/// (`!Sync`); dropped on another thread while the loop blocks in `poll` or
-/// `wait`, it still ends the awake state (the loop looks again after its
-/// blocking call).
-///
-/// ```compile_fail
-/// fn shared(awake: &wakefd::Awake) {
-///     std::thread::scope(|s| {
-///         s.spawn(|| awake.announce_awake()); // `Awake` is not `Sync`
-///     });
-/// }
-/// ```
-#[must_use = "the loop is awake only while the guard lives; dropped at once, it has no effect"]
-pub struct Awake {
-    inner: Arc<Inner>,
-    /// Not `Sync`: one thread at a time announces through it.
-    _one_thread: std::marker::PhantomData<std::cell::Cell<()>>,
-}
-
-impl Awake {
-    /// As [`Notifier::announce_sleep`]: `false` means a wake is pending,
-    /// and the loop must not block.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let notifier = wakefd::Notifier::new()?;
-    /// let awake = notifier.announce_awake();
-    /// assert!(awake.announce_sleep()); // nothing pending: may block
-    /// awake.announce_awake();
-    /// # std::io::Result::Ok(())
-    /// ```
-    #[must_use = "`false` means a wake is pending: the loop must not block"]
-    pub fn announce_sleep(&self) -> bool {
-        self.inner.announce_sleep()
-    }
-
-    /// Announces that the loop is awake again, after its blocking call
-    /// returned (whatever it returned: an error or `EINTR` too).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let notifier = wakefd::Notifier::new()?;
-    /// let awake = notifier.announce_awake();
-    /// let _ = awake.announce_sleep();
-    /// awake.announce_awake();
-    /// notifier.waker().notify()?;
-    /// assert_eq!(notifier.stats().wakes_absorbed, 1);
-    /// # std::io::Result::Ok(())
-    /// ```
-    pub fn announce_awake(&self) {
-        self.inner.announce_awake();
-    }
-}
-
-impl Drop for Awake {
-    fn drop(&mut self) {
-        // SeqCst: see `Inner::rejoin_awake`.
-        if self.inner.guards.fetch_sub(1, SeqCst) == 1 {
-            self.inner.leave_awake(true);
-        }
-    }
-}
-
-impl fmt::Debug for Awake {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Awake")
-            .field("fd", &self.inner.sys.raw())
-            .finish()
-    }
-}
-
-/// Counts of what a [`Notifier`] (or [`Mailbox`](crate::Mailbox)) did, from
-/// [`Notifier::stats`]. They are kept on the slow paths only (a wake that
-/// writes or is absorbed, a drain, an announcement), so a coalesced `notify`
-/// stays one atomic operation. Counts are since creation and wrap at 2^64.
-///
-/// # Examples
-///
-/// Wakes written per drain, the figure to watch in a busy loop (near 0 for a
-/// sleep-aware loop that is seldom asleep; 1 for a plain loop):
-///
-/// ```
-/// let notifier = wakefd::Notifier::new()?;
-/// let waker = notifier.waker();
-/// waker.notify()?;
-/// notifier.drain()?;
-/// let _awake = notifier.announce_awake(); // from here on, wakes are absorbed
-/// waker.notify()?;
-/// notifier.drain()?;
-/// let wakefd::Stats { wakes_written, wakes_absorbed, drains_woken, .. } = notifier.stats();
-/// assert_eq!((wakes_written, wakes_absorbed, drains_woken), (1, 1, 2));
-/// # std::io::Result::Ok(())
-/// ```
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Stats {
-    /// Wakes written to the fd (a system call each).
-    pub wakes_written: u64,
-    /// Wakes that found the loop awake (or spinning) and needed no system
-    /// call.
-    pub wakes_absorbed: u64,
-    /// Wake writes that failed (the next `notify` writes again).
-    pub write_errors: u64,
-    /// Drains that found a wake pending.
-    pub drains_woken: u64,
-    /// Drains that found none (a spurious readiness event, or a sleep-aware
-    /// loop that woke for other I/O).
-    pub drains_spurious: u64,
-    /// Announcements of sleep after which the loop could block (no wake was
-    /// pending).
-    pub sleeps: u64,
-}
-
-impl Drop for Notifier {
-    fn drop(&mut self) {
-        self.inner.state.close();
+        self.engine.fail_next_writes(n);
     }
 }
 
 impl fmt::Debug for Notifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Notifier")
-            .field("backend", &self.backend)
-            .field("fd", &self.inner.sys.raw())
-            .finish()
+        self.engine.fmt(f)
     }
 }
 
-#[cfg(unix)]
-impl AsFd for Notifier {
-    /// The fd to watch for readability (see "I/O safety" above).
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.inner.sys.fd()
-    }
-}
-
-#[cfg(unix)]
-impl AsRawFd for Notifier {
-    /// The fd to watch for readability.
-    fn as_raw_fd(&self) -> RawFd {
-        self.inner.sys.raw()
-    }
-}
-
-#[cfg(windows)]
-impl AsSocket for Notifier {
-    /// The socket to watch for readability (see "I/O safety" above).
-    fn as_socket(&self) -> BorrowedSocket<'_> {
-        self.inner.sys.fd()
-    }
-}
-
-#[cfg(windows)]
-impl AsRawSocket for Notifier {
-    /// The socket to watch for readability.
-    fn as_raw_socket(&self) -> RawSocket {
-        self.inner.sys.raw()
-    }
-}
-
-/// Fails for interests that can never see a wake.
-fn check_interest(interests: Interest) -> io::Result<()> {
-    if interests.is_readable() {
-        Ok(())
-    } else {
-        Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "a wakefd source must be registered with Interest::READABLE",
-        ))
-    }
-}
-
-impl mio::event::Source for Notifier {
-    fn register(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interests: Interest,
-    ) -> io::Result<()> {
-        check_interest(interests)?;
-        self.inner.sys.register(registry, token, interests)?;
-        self.skip_read = self.inner.sys.edge_needs_no_read();
-        self.token = Some(token);
-        Ok(())
-    }
-
-    fn reregister(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interests: Interest,
-    ) -> io::Result<()> {
-        check_interest(interests)?;
-        self.inner.sys.reregister(registry, token, interests)?;
-        self.skip_read = self.inner.sys.edge_needs_no_read();
-        self.token = Some(token);
-        Ok(())
-    }
-
-    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
-        self.inner.sys.deregister(registry)?;
-        self.skip_read = false;
-        self.token = None;
-        // Wakes may have been left unread while mio watched the fd.
-        self.inner.maybe_written.store(true, Relaxed);
-        Ok(())
-    }
-}
+forward_to_engine!(Notifier);
 
 /// Wakes a [`Notifier`] from any thread. Cheap to clone, one pointer wide.
 ///
@@ -1059,7 +460,7 @@ impl mio::event::Source for Notifier {
 /// ```
 #[derive(Clone)]
 pub struct Waker {
-    inner: Arc<Inner>,
+    handle: Handle,
 }
 
 impl Waker {
@@ -1104,52 +505,24 @@ impl Waker {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn notify(&self) -> io::Result<()> {
-        self.check_fork()?;
-        match self.inner.state.notify(&self.inner.sys) {
-            Ok(Notified::Coalesced | Notified::Absorbed | Notified::Written) => Ok(()),
-            Err(err) => Err(err),
-        }
-    }
-}
-
-impl Waker {
-    /// Whether this is a forked child's copy (no error built).
-    pub(crate) fn inherited(&self) -> bool {
-        fork::inherited(self.inner.generation)
+        self.handle.notify("Waker")
     }
 
-    /// Fails in a forked child.
-    pub(crate) fn check_fork(&self) -> io::Result<()> {
-        fork::check(self.inner.generation, "Waker")
+    /// The senders' handle inside (for the `std::task::Waker` in `task.rs`).
+    pub(crate) fn into_handle(self) -> Handle {
+        self.handle
+    }
+
+    /// A waker over `handle`.
+    pub(crate) fn from_handle(handle: Handle) -> Waker {
+        Waker { handle }
     }
 }
 
 impl fmt::Debug for Waker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Waker")
-            .field("fd", &self.inner.sys.raw())
+            .field("fd", &self.handle.raw())
             .finish()
-    }
-}
-
-impl Waker {
-    /// The shared state's pointer, owning this waker's reference (for the
-    /// `std::task::Waker` in `task.rs`).
-    pub(crate) fn into_raw(self) -> *const () {
-        Arc::into_raw(self.inner).cast()
-    }
-
-    /// The waker whose reference `ptr` owns.
-    ///
-    /// # Safety
-    ///
-    /// `ptr` comes from [`into_raw`](Waker::into_raw), and its reference has
-    /// not been taken back yet; this takes it back.
-    pub(crate) unsafe fn from_raw(ptr: *const ()) -> Waker {
-        Waker {
-            // SAFETY: `ptr` is `Arc::into_raw` of an `Arc<Inner>` whose
-            // reference is still owned (our caller's contract).
-            inner: unsafe { Arc::from_raw(ptr.cast::<Inner>()) },
-        }
     }
 }

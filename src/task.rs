@@ -18,6 +18,7 @@
 use std::mem::ManuallyDrop;
 use std::task::{RawWaker, RawWakerVTable};
 
+use crate::engine::Handle;
 use crate::{KeyedWaker, Waker};
 
 /// A wakefd waker that a `std::task::Waker` can carry: one pointer that
@@ -50,12 +51,14 @@ impl Raw for Waker {
     );
 
     fn into_raw(self) -> *const () {
-        Waker::into_raw(self)
+        self.into_handle().into_raw()
     }
 
     unsafe fn from_raw(ptr: *const ()) -> Waker {
-        // SAFETY: our caller's contract is `Waker::from_raw`'s.
-        unsafe { Waker::from_raw(ptr) }
+        // SAFETY: `ptr` is `Handle::into_raw` of a Waker's handle (from
+        // `into_raw` above), whose reference is still owned: our caller's
+        // contract is `Handle::from_raw`'s.
+        Waker::from_handle(unsafe { Handle::from_raw(ptr) })
     }
 
     fn wake_loop(&self) {
