@@ -27,6 +27,8 @@ use crate::loom::{
 };
 use crate::{sys, Awake, Backend, Stats};
 use bitmap::{Bitmap, Cursor};
+#[cfg(all(test, wakefd_loom))]
+use bitmap::W;
 
 /// What a `KeyedNotifier` shares with its `KeyedWaker`s.
 #[derive(Debug)]

@@ -47,15 +47,15 @@ use crate::loom::{
 };
 
 /// Bits per atomic word.
-const W: usize = usize::BITS as usize;
+pub(super) const W: usize = usize::BITS as usize;
 
 /// The two-level bitmap: the part of the keyed notifier that the loom model
 /// drives without a real fd.
 pub(crate) struct Bitmap {
     /// Bit `k % W` of word `k / W` is key `k`.
-    words: Box<[AtomicUsize]>,
+    pub(super) words: Box<[AtomicUsize]>,
     /// Bit `w % W` of summary word `w / W` says key word `w` may be non-zero.
-    summary: Box<[AtomicUsize]>,
+    pub(super) summary: Box<[AtomicUsize]>,
 }
 
 impl Bitmap {
