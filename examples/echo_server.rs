@@ -1,22 +1,18 @@
 //! A mio TCP echo server whose replies are made on worker threads and handed
 //! back to the I/O thread through a `wakefd::Mailbox`.
 //!
-//! The I/O thread accepts connections and reads lines. It sends the complete
-//! lines of each read to a worker thread, which does the work (here: upper
-//! case) and sends the reply back through the mailbox. The mailbox is a mio
-//! `Source` like a socket: the loop wakes for it, drains the replies and
-//! writes each one to its connection. A connection's lines always go to the
-//! same worker, and a mailbox is FIFO per sender, so a client gets its
-//! replies in the order of its lines.
+//! The I/O thread accepts connections and reads lines; it sends the complete
+//! lines of each read to a worker, which does the work (upper case) and sends
+//! the reply back through the mailbox. The mailbox is a mio `Source` like a
+//! socket: the loop wakes for it, drains the replies and writes each one to
+//! its connection. A connection's lines always go to the same worker, and a
+//! mailbox is FIFO per sender, so replies come in the order of their lines.
+//! The loop blocks in `Mailbox::poll`, which tells the mailbox when it
+//! sleeps: a reply sent while the loop is busy makes no system call.
 //!
-//! The loop blocks in `Mailbox::poll` rather than `Poll::poll`: it tells the
-//! mailbox when it sleeps, so a reply sent while the loop is busy makes no
-//! system call (the loop finds it before it next blocks).
-//!
-//! This is the idea alone. `hardened_echo` (`examples/common/echo/`) is the
-//! same server made for real loads: back-pressure on clients that do not
-//! read, connections shed when fds run out, replies ordered across workers,
-//! counters.
+//! `hardened_echo` (`examples/common/echo/`) is this server made for real
+//! loads: back-pressure, shedding when fds run out, replies ordered across
+//! workers, counters.
 //!
 //! ```text
 //! cargo run --example echo_server [-- 127.0.0.1:7878]
@@ -44,12 +40,10 @@ struct Lines {
 }
 
 fn main() -> io::Result<()> {
-    let addr: SocketAddr = match std::env::args().nth(1) {
-        Some(arg) => arg
-            .parse()
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
-        None => SocketAddr::from(([127, 0, 0, 1], 7878)),
-    };
+    let addr = std::env::args().nth(1).unwrap_or("127.0.0.1:7878".into());
+    let addr: SocketAddr = addr
+        .parse()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let listener = TcpListener::bind(addr)?;
     println!("echo_server listening on {}", listener.local_addr()?);
     serve(listener)
@@ -60,10 +54,9 @@ fn main() -> io::Result<()> {
 pub fn serve(mut listener: TcpListener) -> io::Result<()> {
     let mut poll = Poll::new()?;
     let mut replies = Mailbox::<Lines>::new()?;
-    poll.registry()
-        .register(&mut listener, SERVER, Interest::READABLE)?;
-    poll.registry()
-        .register(&mut replies, REPLIES, Interest::READABLE)?;
+    let registry = poll.registry();
+    registry.register(&mut listener, SERVER, Interest::READABLE)?;
+    registry.register(&mut replies, REPLIES, Interest::READABLE)?;
 
     // Each worker has a queue of its own and a sender of the mailbox.
     let workers: Vec<mpsc::Sender<Lines>> = (0..WORKERS)
@@ -98,16 +91,28 @@ pub fn serve(mut listener: TcpListener) -> io::Result<()> {
                     next_token += 1;
                     let interest = Interest::READABLE | Interest::WRITABLE;
                     poll.registry().register(&mut stream, token, interest)?;
-                    connections.insert(token, Connection::new(stream));
+                    let (input, output) = (Vec::new(), Vec::new());
+                    let conn = Connection {
+                        stream,
+                        input,
+                        output,
+                        in_flight: 0,
+                        read_closed: false,
+                    };
+                    connections.insert(token, conn);
                 },
                 // Handled below, through `got_replies`.
                 REPLIES => {}
                 token => {
                     let worker = &workers[token.0 % WORKERS];
-                    let open = match connections.get_mut(&token) {
-                        Some(conn) => conn.ready(token, worker),
-                        None => continue, // closed meanwhile
+                    let Some(conn) = connections.get_mut(&token) else {
+                        continue; // closed meanwhile
                     };
+                    // Edge-triggered: on any event, read what came and
+                    // write what is due.
+                    let open = (conn.read_closed || conn.read(token, worker))
+                        && conn.write()
+                        && !conn.finished();
                     if !open {
                         close(&poll, &mut connections, token)?;
                     }
@@ -131,12 +136,8 @@ pub fn serve(mut listener: TcpListener) -> io::Result<()> {
 
 /// Deregisters a connection and closes it (mio wants a source deregistered
 /// before it is dropped).
-fn close(
-    poll: &Poll,
-    connections: &mut HashMap<Token, Connection>,
-    token: Token,
-) -> io::Result<()> {
-    match connections.remove(&token) {
+fn close(poll: &Poll, conns: &mut HashMap<Token, Connection>, token: Token) -> io::Result<()> {
+    match conns.remove(&token) {
         Some(mut conn) => poll.registry().deregister(&mut conn.stream),
         None => Ok(()),
     }
@@ -168,22 +169,6 @@ struct Connection {
 }
 
 impl Connection {
-    fn new(stream: TcpStream) -> Connection {
-        Connection {
-            stream,
-            input: Vec::new(),
-            output: Vec::new(),
-            in_flight: 0,
-            read_closed: false,
-        }
-    }
-
-    /// On any event (edge-triggered): read what came, write what is due.
-    /// `false` once the connection is to be closed.
-    fn ready(&mut self, token: Token, worker: &mpsc::Sender<Lines>) -> bool {
-        (self.read_closed || self.read(token, worker)) && self.write() && !self.finished()
-    }
-
     /// Reads until `WouldBlock`, sending complete lines to `worker` (an
     /// unfinished last line waits for more). `false` on an error.
     fn read(&mut self, token: Token, worker: &mpsc::Sender<Lines>) -> bool {

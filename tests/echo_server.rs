@@ -25,40 +25,62 @@ fn line(id: usize, n: usize) -> String {
     )
 }
 
-/// Rounds of pipelined lines, each reply checked in order; then lines and
-/// an unfinished one, a half-close, and the replies up to EOF.
+/// Reads a reply per line of `sent`, each checked in order.
+fn expect_replies(reader: &mut impl BufRead, id: usize, sent: &[String]) -> io::Result<()> {
+    let mut reply = String::new();
+    for line in sent {
+        reply.clear();
+        reader.read_line(&mut reply)?;
+        if reply != line.to_uppercase() {
+            return Err(io::Error::other(format!(
+                "client {id}: got {:?}, expected {:?}",
+                &reply[..reply.len().min(60)],
+                &line[..line.len().min(60)],
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Rounds of lines, each reply checked in order: pipelined in one write
+/// (read in a few chunks), or a line per write, none waiting for its reply
+/// (many reads, whose lines are at the workers at the same time). Then more
+/// lines and an unfinished one, a half-close, and the replies up to EOF.
 fn client(addr: SocketAddr, id: usize) -> io::Result<()> {
     let mut conn = TcpStream::connect_timeout(&addr, IO_TIMEOUT)?;
     conn.set_read_timeout(Some(IO_TIMEOUT))?;
     conn.set_write_timeout(Some(IO_TIMEOUT))?;
+    conn.set_nodelay(true)?;
     let mut reader = BufReader::new(conn.try_clone()?);
-    let mut reply = String::new();
+    let mut next = 0;
+    let mut lines = |count: usize| -> Vec<String> {
+        next += count;
+        (next - count..next).map(|n| line(id, n)).collect()
+    };
     for round in 0..10 {
-        let lines: Vec<String> = (0..50).map(|n| line(id, round * 50 + n)).collect();
-        conn.write_all(lines.concat().as_bytes())?;
-        for sent in &lines {
-            reply.clear();
-            reader.read_line(&mut reply)?;
-            if reply != sent.to_uppercase() {
-                return Err(io::Error::other(format!(
-                    "client {id}: got {:?}, expected {:?}",
-                    &reply[..reply.len().min(60)],
-                    &sent[..sent.len().min(60)],
-                )));
+        let sent = lines(100);
+        if round % 2 == 0 {
+            conn.write_all(sent.concat().as_bytes())?;
+        } else {
+            for line in &sent {
+                conn.write_all(line.as_bytes())?;
             }
         }
+        expect_replies(&mut reader, id, &sent)?;
     }
-    let tail: String = (1000..1300).map(|n| line(id, n)).collect();
-    conn.write_all(tail.as_bytes())?;
+    let sent = lines(300);
+    for line in &sent {
+        conn.write_all(line.as_bytes())?;
+    }
     conn.write_all(b"an unfinished line is not answered")?;
     conn.shutdown(Shutdown::Write)?;
+    expect_replies(&mut reader, id, &sent)?;
     let mut rest = String::new();
     reader.read_to_string(&mut rest)?;
-    if rest != tail.to_uppercase() {
+    if !rest.is_empty() {
         return Err(io::Error::other(format!(
-            "client {id}: wrong replies after the half-close ({} bytes, expected {})",
-            rest.len(),
-            tail.len()
+            "client {id}: {} bytes after the last reply instead of EOF",
+            rest.len()
         )));
     }
     Ok(())
