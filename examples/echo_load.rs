@@ -1,4 +1,5 @@
-//! A small load client for `echo_server` (and `multi_loop` with `--echo`).
+//! A small load client for `hardened_echo` and `echo_server` (and
+//! `multi_loop` with `--echo`).
 //!
 //! Each of `--clients` connections sends `--pipeline` lines in one write,
 //! reads and checks their replies, and repeats until `--seconds` pass. It
@@ -6,7 +7,7 @@
 //! an error if a reply is wrong or missing.
 //!
 //! ```text
-//! cargo run --release --example echo_server &
+//! cargo run --release --example hardened_echo &
 //! cargo run --release --example echo_load -- --clients 50 --pipeline 16 --seconds 5
 //! ```
 

@@ -24,10 +24,10 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::low_level;
 use wakefd::{Backend, Notifier};
 
-#[path = "common/echo.rs"]
+#[path = "common/echo/mod.rs"]
 mod echo;
 
-/// The echo server of `echo_server`, stopped by SIGINT or SIGTERM.
+/// The echo server of `hardened_echo`, stopped by SIGINT or SIGTERM.
 #[derive(Debug, Parser)]
 struct Args {
     /// Address to listen on (port 0: any free port).

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Protocol, Socket, Type};
 use util::NofileLimit;
 
-#[path = "../examples/common/echo.rs"]
+#[path = "../examples/common/echo/mod.rs"]
 mod echo;
 mod util;
 

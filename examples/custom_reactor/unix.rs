@@ -12,23 +12,20 @@ use std::time::{Duration, Instant};
 
 use wakefd::{Backend, Mailbox, Notifier};
 
-/// Whether `fd` is readable, waiting up to `timeout` in `poll(2)`.
-/// `EINTR` is retried with the time that is left.
-fn poll_readable(fd: RawFd, timeout: Duration) -> io::Result<bool> {
+/// Calls `wait` (a blocking `poll(2)` or `epoll_wait(2)`) with the
+/// milliseconds left of `timeout`, until it returns something other than
+/// `EINTR`; its count of ready entries.
+fn retry_eintr(
+    timeout: Duration,
+    mut wait: impl FnMut(libc::c_int) -> libc::c_int,
+) -> io::Result<usize> {
     let deadline = Instant::now() + timeout;
     loop {
-        let mut pfd = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
         let left = deadline.saturating_duration_since(Instant::now());
         let ms = libc::c_int::try_from(left.as_millis()).unwrap_or(libc::c_int::MAX);
-        // SAFETY: `pfd` is a valid pollfd that lives across the call, and
-        // the count we pass is 1, the number of entries it points to.
-        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+        let n = wait(ms);
         if n >= 0 {
-            return Ok(n == 1 && pfd.revents & libc::POLLIN != 0);
+            return Ok(n as usize);
         }
         let err = io::Error::last_os_error();
         if err.kind() != io::ErrorKind::Interrupted {
@@ -42,6 +39,8 @@ fn poll_readable(fd: RawFd, timeout: Duration) -> io::Result<bool> {
 trait Reactor {
     const NAME: &'static str;
     fn add(&mut self, fd: RawFd, token: u64) -> io::Result<()>;
+    /// The tokens of the fds that are readable, waiting up to `timeout`;
+    /// `EINTR` is retried with the time that is left.
     fn wait(&mut self, timeout: Duration) -> io::Result<Vec<u64>>;
 }
 
@@ -65,30 +64,20 @@ impl Reactor for PollSet {
         Ok(())
     }
 
-    /// `EINTR` is retried with the time that is left.
     fn wait(&mut self, timeout: Duration) -> io::Result<Vec<u64>> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let ms = libc::c_int::try_from(left.as_millis()).unwrap_or(libc::c_int::MAX);
+        retry_eintr(timeout, |ms| {
             // SAFETY: `fds` is a live, initialized array of exactly the
             // number of pollfds we pass, and nothing else touches it
             // during the call.
-            let n = unsafe { libc::poll(self.fds.as_mut_ptr(), self.fds.len() as _, ms) };
-            if n >= 0 {
-                return Ok(self
-                    .fds
-                    .iter()
-                    .zip(&self.tokens)
-                    .filter(|(pfd, _)| pfd.revents & libc::POLLIN != 0)
-                    .map(|(_, &token)| token)
-                    .collect());
-            }
-            let err = io::Error::last_os_error();
-            if err.kind() != io::ErrorKind::Interrupted {
-                return Err(err);
-            }
-        }
+            unsafe { libc::poll(self.fds.as_mut_ptr(), self.fds.len() as _, ms) }
+        })?;
+        Ok(self
+            .fds
+            .iter()
+            .zip(&self.tokens)
+            .filter(|(pfd, _)| pfd.revents & libc::POLLIN != 0)
+            .map(|(_, &token)| token)
+            .collect())
     }
 }
 
@@ -135,85 +124,55 @@ impl Reactor for Epoll {
         Ok(())
     }
 
-    /// `EINTR` is retried with the time that is left.
     fn wait(&mut self, timeout: Duration) -> io::Result<Vec<u64>> {
-        let deadline = Instant::now() + timeout;
         let mut events = [libc::epoll_event { events: 0, u64: 0 }; 8];
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let ms = libc::c_int::try_from(left.as_millis()).unwrap_or(libc::c_int::MAX);
+        let n = retry_eintr(timeout, |ms| {
             // SAFETY: `events` is a writable array of 8 epoll_events, and 8
             // is the maximum we let the kernel fill in.
-            let n = unsafe { libc::epoll_wait(self.fd.as_raw_fd(), events.as_mut_ptr(), 8, ms) };
-            if n >= 0 {
-                return Ok(events[..n as usize].iter().map(|e| e.u64).collect());
-            }
-            let err = io::Error::last_os_error();
-            if err.kind() != io::ErrorKind::Interrupted {
-                return Err(err);
-            }
-        }
+            unsafe { libc::epoll_wait(self.fd.as_raw_fd(), events.as_mut_ptr(), 8, ms) }
+        })?;
+        Ok(events[..n].iter().map(|e| e.u64).collect())
     }
 }
 
 const QUIET: Duration = Duration::ZERO;
 const SOON: Duration = Duration::from_secs(5);
 
-/// The level-triggered contract, seen through `poll(2)`.
-fn with_poll(backend: Backend) -> io::Result<()> {
-    let notifier = Notifier::with_backend(backend)?;
-    let fd = notifier.as_raw_fd();
-    assert!(!poll_readable(fd, QUIET)?, "quiet before any notify");
-
-    let waker = notifier.waker();
-    for _ in 0..3 {
-        waker.notify()?; // coalesced: one wake on the fd
-    }
-    assert!(poll_readable(fd, SOON)?, "readable after notify");
-    assert!(poll_readable(fd, QUIET)?, "still readable: level-triggered");
-    assert!(notifier.drain()?, "drain reports the wake");
-    assert!(!poll_readable(fd, QUIET)?, "quiet after drain");
-    assert!(!notifier.drain()?, "nothing left to drain");
-
-    // A wake from another thread while the reactor sleeps in poll(2).
-    let waker = notifier.waker();
-    let t = thread::spawn(move || {
-        thread::sleep(Duration::from_millis(20));
-        waker.notify()
-    });
-    assert!(poll_readable(fd, SOON)?, "woken from another thread");
-    t.join().expect("notifying thread")?;
-    assert!(notifier.drain()?);
-    assert!(!poll_readable(fd, QUIET)?);
-    println!("  poll(2): readable after notify, quiet after drain");
-    Ok(())
-}
-
-/// The same through a reactor's wait, then a small reactor loop.
+/// The level-triggered contract through a reactor's wait, then a small
+/// reactor loop and a mailbox in the same reactor.
 fn with_reactor<R: Reactor>(mut reactor: R, backend: Backend) -> io::Result<()> {
     let name = R::NAME;
     let notifier = Notifier::with_backend(backend)?;
     reactor.add(notifier.as_raw_fd(), 1)?;
     assert!(reactor.wait(QUIET)?.is_empty(), "quiet before any notify");
-    notifier.waker().notify()?;
+
+    let waker = notifier.waker();
+    for _ in 0..3 {
+        waker.notify()?; // coalesced: one wake on the fd
+    }
     assert_eq!(reactor.wait(SOON)?, [1], "readable after notify");
     assert_eq!(reactor.wait(QUIET)?, [1], "level-triggered: reported again");
-    assert!(notifier.drain()?);
+    assert!(notifier.drain()?, "drain reports the wake");
     assert!(reactor.wait(QUIET)?.is_empty(), "quiet after drain");
+    assert!(!notifier.drain()?, "nothing left to drain");
+
+    // A wake from another thread while the reactor sleeps.
+    let waker = notifier.waker();
+    let t = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(20));
+        waker.notify()
+    });
+    assert_eq!(reactor.wait(SOON)?, [1], "woken from another thread");
+    t.join().expect("notifying thread")?;
+    assert!(notifier.drain()?);
+    assert!(reactor.wait(QUIET)?.is_empty());
+    println!("  {name}: readable after notify, quiet after drain");
 
     // The reactor loop: a worker does 10 000 pieces of work, notifying after
     // each; the loop wakes, drains, then looks at the work. Wakes coalesce,
     // and the last one is never lost.
     const WORK: u64 = 10_000;
-    let done = Arc::new(AtomicU64::new(0));
-    let (waker, counter) = (notifier.waker(), Arc::clone(&done));
-    let worker = thread::spawn(move || -> io::Result<()> {
-        for _ in 0..WORK {
-            counter.fetch_add(1, Ordering::Relaxed); // the work
-            waker.notify()?; // then the wake
-        }
-        Ok(())
-    });
+    let (done, worker) = worker(&notifier, WORK, Duration::ZERO);
     let mut wakeups = 0;
     while done.load(Ordering::Relaxed) < WORK {
         let ready = reactor.wait(SOON)?;
@@ -266,6 +225,26 @@ fn busy(d: Duration) {
     }
 }
 
+/// A worker thread that does `work` pieces of work, notifying after each
+/// and pausing `pause` between them; the count of pieces done so far.
+fn worker(
+    notifier: &Notifier,
+    work: u64,
+    pause: Duration,
+) -> (Arc<AtomicU64>, thread::JoinHandle<io::Result<()>>) {
+    let done = Arc::new(AtomicU64::new(0));
+    let (waker, counter) = (notifier.waker(), Arc::clone(&done));
+    let handle = thread::spawn(move || {
+        for _ in 0..work {
+            counter.fetch_add(1, Ordering::Relaxed); // the work
+            waker.notify()?; // then the wake
+            busy(pause);
+        }
+        Ok(())
+    });
+    (done, handle)
+}
+
 /// The sleep-aware reactor loop (see the module doc): announce sleep,
 /// block (or not), announce awake, drain, work.
 fn sleep_aware_loop<R: Reactor>(mut reactor: R, backend: Backend) -> io::Result<()> {
@@ -307,16 +286,7 @@ fn sleep_aware_loop<R: Reactor>(mut reactor: R, backend: Backend) -> io::Result<
     // and make no system call; the loop finds their wake pending when it
     // announces sleep, and does not block.
     const WORK: u64 = 5_000;
-    let done = Arc::new(AtomicU64::new(0));
-    let (waker, counter) = (notifier.waker(), Arc::clone(&done));
-    let worker = thread::spawn(move || -> io::Result<()> {
-        for _ in 0..WORK {
-            counter.fetch_add(1, Ordering::Relaxed); // the work
-            waker.notify()?; // then the wake
-            busy(Duration::from_micros(2));
-        }
-        Ok(())
-    });
+    let (done, worker) = worker(&notifier, WORK, Duration::from_micros(2));
     let (mut turns, mut blocked, mut awake_notifies) = (0u64, 0u64, 0u64);
     loop {
         // 1. Announce sleep; `false`: a wake is pending, don't block.
@@ -362,17 +332,18 @@ fn sleep_aware_loop<R: Reactor>(mut reactor: R, backend: Backend) -> io::Result<
     Ok(())
 }
 
+/// Every step on a fresh reactor of kind `R`.
+fn on_reactor<R: Reactor>(new: impl Fn() -> io::Result<R>, backend: Backend) -> io::Result<()> {
+    with_reactor(new()?, backend)?;
+    sleep_aware_loop(new()?, backend)
+}
+
 pub fn main() -> io::Result<()> {
     for backend in Backend::available() {
         println!("{backend}:");
-        with_poll(backend)?;
-        with_reactor(PollSet::default(), backend)?;
-        sleep_aware_loop(PollSet::default(), backend)?;
+        on_reactor(|| Ok(PollSet::default()), backend)?;
         #[cfg(any(target_os = "linux", target_os = "android"))]
-        {
-            with_reactor(Epoll::new()?, backend)?;
-            sleep_aware_loop(Epoll::new()?, backend)?;
-        }
+        on_reactor(Epoll::new, backend)?;
     }
     Ok(())
 }
