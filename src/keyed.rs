@@ -26,9 +26,14 @@ use crate::loom::{
     Ordering::{Acquire, Release},
 };
 use crate::{sys, Awake, Backend, Stats};
-use bitmap::{Bitmap, Cursor};
 #[cfg(all(test, wakefd_loom))]
 use bitmap::W;
+use bitmap::{Bitmap, Cursor};
+#[cfg(doc)]
+use {
+    crate::{Notifier, Waker},
+    mio::Interest,
+};
 
 /// What a `KeyedNotifier` shares with its `KeyedWaker`s.
 #[derive(Debug)]

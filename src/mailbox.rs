@@ -50,9 +50,9 @@ use mio::{Events, Poll};
 
 use crate::engine::{forward_to_engine, Engine, Work};
 use crate::loom::Ordering::{Acquire, Release};
-#[cfg(doc)]
-use crate::Notifier;
 use crate::{sys, Awake, Backend, Stats};
+#[cfg(doc)]
+use crate::{Notifier, Waker};
 
 mod capacity;
 mod error;

@@ -10,6 +10,8 @@ use mio::{Events, Poll};
 use crate::engine::{forward_to_engine, Engine, Handle};
 use crate::sys;
 use crate::{Awake, Backend, Stats};
+#[cfg(doc)]
+use mio::Interest;
 
 /// The event loop's end: a non-blocking fd that becomes readable when a
 /// [`Waker`] calls [`notify`](Waker::notify).

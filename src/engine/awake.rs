@@ -122,4 +122,3 @@ impl fmt::Debug for Awake {
             .finish()
     }
 }
-

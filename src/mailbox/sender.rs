@@ -12,7 +12,7 @@ use crate::engine::Handle;
 use crate::loom::Ordering::Acquire;
 use crate::sys;
 #[cfg(doc)]
-use crate::Mailbox;
+use crate::{Mailbox, Waker};
 
 /// Sends messages to a [`Mailbox`] from any thread.
 ///
