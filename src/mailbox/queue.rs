@@ -283,10 +283,7 @@ impl<T> Queue<T> {
             // Our slot on top, and the push count one up (`CLOSED` is clear).
             let new = (top & !ID).wrapping_add(PUSH) | id as u64;
             // Release: publishes the message and `next` (module doc).
-            match self
-                .head
-                .compare_exchange_weak(top, new, Release, Relaxed)
-            {
+            match self.head.compare_exchange_weak(top, new, Release, Relaxed) {
                 Ok(_) => return Ok(top as u32 == NIL),
                 Err(actual) => top = actual,
             }
@@ -687,5 +684,23 @@ mod tests {
             busy.push(id);
         }
         assert_eq!(got, [0, 1, 2, 3, 4, 5]);
+    }
+
+    /// The push count counts every push, and takes, a close and the failed
+    /// pushes after it leave it as it is.
+    #[test]
+    fn the_push_count_survives_takes_and_the_close() {
+        let queue = Queue::<u32>::new();
+        let mut got = VecDeque::new();
+        for msg in 0..3 {
+            queue.push(msg).unwrap();
+        }
+        queue.take_all(&mut got);
+        queue.push(3).unwrap();
+        assert_eq!(queue.pushes(), 4);
+        assert_eq!(queue.close(&mut got), 1);
+        assert!(queue.push(4).is_err());
+        assert_eq!(queue.pushes(), 4);
+        assert_eq!(got, [0, 1, 2, 3]);
     }
 }
