@@ -255,7 +255,9 @@ impl<T> Mailbox<T> {
 
     /// How many messages count against the mailbox now: sent and not yet
     /// handed to the loop's code (those in the loop's buffer included). A
-    /// snapshot: senders may add to it at any time.
+    /// snapshot: senders may add to it at any time. An unbounded mailbox
+    /// counts modulo 2^31: exact while fewer messages than that are
+    /// outstanding.
     ///
     /// # Examples
     ///

@@ -71,7 +71,7 @@ use std::collections::VecDeque;
 use std::ptr;
 use std::sync::Arc;
 
-use super::queue::{Chain, Line, Queue};
+use super::queue::{Chain, Line, Queue, PUSHES};
 use crate::loom::{
     fence, AtomicPtr, AtomicUsize, Mutex,
     Ordering::{AcqRel, Acquire, Relaxed, Release},
@@ -92,10 +92,6 @@ pub(crate) struct Lane<T> {
     /// The lane listed after this one, in a chain the consumer has taken:
     /// the consumer's alone.
     back: AtomicPtr<Lane<T>>,
-    /// Messages ever queued in this lane by an unbounded Mailbox's sends
-    /// (`Mailbox::len`): written by its senders once per message, on a line
-    /// of its own (the consumer reads the links above once per take).
-    sent: Line<AtomicUsize>,
 }
 
 /// Every lane, the idle ones, and whether the Mailbox is gone.
@@ -123,7 +119,6 @@ impl<T> Lane<T> {
             users: AtomicUsize::new(0),
             next: AtomicPtr::new(ptr::null_mut()),
             back: AtomicPtr::new(ptr::null_mut()),
-            sent: Line(AtomicUsize::new(0)),
         })
     }
 }
@@ -203,18 +198,18 @@ impl<T> Lanes<T> {
         }
     }
 
-    /// Counts a message queued in `lane` (unbounded Mailboxes only).
-    pub(crate) fn count_sent(lane: &Lane<T>) {
-        lane.sent.fetch_add(1, Relaxed);
-    }
-
-    /// Messages ever counted by `count_sent`, over every lane (a hint: sends
-    /// may land meanwhile). Takes the registry lock.
-    pub(crate) fn sent_total(&self) -> usize {
-        self.registry()
+    /// Messages queued ever, over every lane, minus `received` (a number
+    /// of them the caller counted out): exact while fewer than
+    /// [`PUSHES`] are outstanding, as the lanes count their pushes modulo
+    /// that (`queue.rs`); a hint while sends race. The caller reads
+    /// `received` first. Takes the registry lock.
+    pub(crate) fn outstanding(&self, received: usize) -> usize {
+        let pushes = self
+            .registry()
             .all
             .iter()
-            .fold(0usize, |n, lane| n.wrapping_add(lane.sent.load(Relaxed)))
+            .fold(0usize, |n, lane| n.wrapping_add(lane.queue.pushes()));
+        pushes.wrapping_sub(received) % PUSHES
     }
 
     /// Whether nothing is queued (a hint for the loop: a send may land at

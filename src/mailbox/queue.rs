@@ -14,7 +14,12 @@
 //!   was empty, which is the Mailbox's "only the send that finds the queue
 //!   empty wakes the loop" rule, decided atomically with the push. A `CLOSED`
 //!   bit above the id makes pushes fail once the Mailbox is gone.
-//! * **The consumer** swaps `head` to empty (taking every queued slot at once),
+//! * **The push count** fills the bits above `CLOSED`: every push's
+//!   compare-and-swap adds one (wrapping at 2^31), and nothing else changes
+//!   it (the take and the close clear the id and keep the rest), so it is
+//!   the number of pushes ever made, modulo 2^31, at no cost beyond the
+//!   push itself (`Mailbox::len`).
+//! * **The consumer** clears `head`'s id (taking every queued slot at once),
 //!   reverses the chain to get the messages oldest first (FIFO for the
 //!   lane, so per `Sender`), moves them out, and appends the whole chain to
 //!   the free list with one store.
@@ -126,6 +131,10 @@ const CLOSED: u64 = 1 << 32;
 const POPPING: u64 = 1 << 32;
 /// The id part of `head` and `free`.
 const ID: u64 = u32::MAX as u64;
+/// `head`: one push, in the push count (the bits above `CLOSED`).
+const PUSH: u64 = 1 << 33;
+/// The push count's modulus: `pushes` counts modulo `PUSHES`.
+pub(crate) const PUSHES: usize = 1 << 31;
 
 /// Slots the consumer took, oldest first through `next`: `first ..=
 /// last`, `len` of them.
@@ -144,7 +153,8 @@ struct Slot<T> {
 }
 
 pub(crate) struct Queue<T> {
-    /// The top of the stack of queued messages, and `CLOSED`.
+    /// The top of the stack of queued messages, `CLOSED`, and the push
+    /// count.
     head: Line<AtomicU64>,
     /// Where senders get slots: the free list and the fresh ones.
     alloc: Line<Alloc>,
@@ -238,6 +248,13 @@ impl<T> Queue<T> {
         self.head.load(Acquire) & ID == NIL as u64
     }
 
+    /// Pushes ever made, modulo [`PUSHES`] (a hint while pushes race).
+    /// Acquire: a caller that saw a take of some message (through the
+    /// consumer's later Release) reads a count that includes its push.
+    pub(crate) fn pushes(&self) -> usize {
+        (self.head.load(Acquire) >> PUSH.trailing_zeros()) as usize
+    }
+
     /// Queues `value`. `Ok(true)` if the queue was empty before it, `Err`
     /// with the value if the queue is closed.
     pub(crate) fn push(&self, value: T) -> Result<bool, T> {
@@ -263,11 +280,10 @@ impl<T> Queue<T> {
                 return Err(value);
             }
             slot.next.store(top as u32, Relaxed);
+            // Our slot on top, and the push count one up (`CLOSED` is clear).
+            let new = (top & !ID).wrapping_add(PUSH) | id as u64;
             // Release: publishes the message and `next` (module doc).
-            match self
-                .head
-                .compare_exchange_weak(top, id as u64, Release, Relaxed)
-            {
+            match self.head.compare_exchange_weak(top, new, Release, Relaxed) {
                 Ok(_) => return Ok(top as u32 == NIL),
                 Err(actual) => top = actual,
             }
@@ -285,7 +301,7 @@ impl<T> Queue<T> {
         // Acquire: synchronizes with every push in the chain (module doc).
         // Release: for `lanes.rs`, whose sender that finds the lane empty
         // after this take acquires it. Keeps CLOSED as it is (only `close`,
-        // by the consumer, sets it).
+        // by the consumer, sets it) and the push count.
         let taken = self.head.fetch_and(!ID, AcqRel);
         self.reverse(taken as u32)
     }
@@ -316,7 +332,12 @@ impl<T> Queue<T> {
     /// Closes the queue (pushes fail from now on) and moves what was queued
     /// to `out`. Only the consumer calls this.
     pub(crate) fn close(&self, out: &mut VecDeque<T>) -> usize {
-        let taken = self.head.swap(CLOSED, Acquire);
+        // Pushes fail from the first step on, so the second takes every
+        // slot pushed before; both keep the push count. Acquire: as in
+        // `take_chain` (the first step's read-modify-write continues every
+        // push's release sequence).
+        self.head.fetch_or(CLOSED, Relaxed);
+        let taken = self.head.fetch_and(!ID, Acquire);
         self.reverse(taken as u32)
             .map_or(0, |chain| self.move_out(chain, out))
     }
@@ -663,5 +684,23 @@ mod tests {
             busy.push(id);
         }
         assert_eq!(got, [0, 1, 2, 3, 4, 5]);
+    }
+
+    /// The push count counts every push, and takes, a close and the failed
+    /// pushes after it leave it as it is.
+    #[test]
+    fn the_push_count_survives_takes_and_the_close() {
+        let queue = Queue::<u32>::new();
+        let mut got = VecDeque::new();
+        for msg in 0..3 {
+            queue.push(msg).unwrap();
+        }
+        queue.take_all(&mut got);
+        queue.push(3).unwrap();
+        assert_eq!(queue.pushes(), 4);
+        assert_eq!(queue.close(&mut got), 1);
+        assert!(queue.push(4).is_err());
+        assert_eq!(queue.pushes(), 4);
+        assert_eq!(got, [0, 1, 2, 3]);
     }
 }

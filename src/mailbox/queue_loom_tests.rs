@@ -407,3 +407,77 @@ fn broken_relaxed_publish_is_caught() {
         assert_eq!(taken.len(), usize::from(pushed));
     });
 }
+
+/// How a model's consumer takes the queued chain: `Queue::take_chain`, or
+/// a broken variant below.
+type TakeFn<T> = fn(&Queue<T>) -> Option<super::Chain>;
+
+/// A take that swaps `head` to empty (broken: it clears the push count
+/// with the id).
+fn take_swapping<T>(queue: &Queue<T>) -> Option<super::Chain> {
+    let taken = queue.head.swap(NIL as u64, AcqRel);
+    queue.reverse(taken as u32)
+}
+
+/// A take that reads `head`, then swaps in the count it read (broken: a
+/// push between the two is taken, but its count is lost).
+fn take_restoring_a_read_count<T>(queue: &Queue<T>) -> Option<super::Chain> {
+    let seen = queue.head.load(Relaxed);
+    if seen & ID == NIL as u64 {
+        return None;
+    }
+    let taken = queue.head.swap(seen & !ID, AcqRel);
+    queue.reverse(taken as u32)
+}
+
+/// The push count (`Queue::pushes`): producer A pushes twice and B once
+/// while the consumer takes once with `take`. With every thread joined,
+/// the count is every push, and the count minus what the take moved out is
+/// what is still queued; after the close, too.
+fn push_count(take: TakeFn<u32>) {
+    check(move || {
+        let queue = Arc::new(Queue::<u32>::new());
+        let a = {
+            let queue = Arc::clone(&queue);
+            thread::spawn(move || {
+                queue.push(1).unwrap();
+                queue.push(2).unwrap();
+            })
+        };
+        let b = spawn_pushes(&queue, &[3]);
+        let consumer = {
+            let queue = Arc::clone(&queue);
+            thread::spawn(move || {
+                let mut got = VecDeque::new();
+                take(&queue).map_or(0, |chain| queue.move_out(chain, &mut got))
+            })
+        };
+        join_all(b);
+        a.join().unwrap();
+        let taken = consumer.join().unwrap();
+        assert_eq!(queue.pushes(), 3, "the push count lost a push");
+        assert_eq!(queue.pushes() - taken, queued(&queue).len());
+        let mut rest = VecDeque::new();
+        queue.close(&mut rest);
+        assert_eq!(taken + rest.len(), 3);
+        assert_eq!(queue.pushes(), 3, "the close lost the push count");
+    });
+}
+
+#[test]
+fn the_push_count_counts_every_push() {
+    push_count(Queue::take_chain);
+}
+
+#[test]
+#[should_panic(expected = "lost a push")]
+fn broken_take_swapping_the_count_away_is_caught() {
+    push_count(take_swapping);
+}
+
+/// Caught only where a push lands between the take's read and its swap.
+#[test]
+#[should_panic(expected = "lost a push")]
+fn broken_take_restoring_a_read_count_is_caught() {
+    push_count(take_restoring_a_read_count);
+}

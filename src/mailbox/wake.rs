@@ -30,7 +30,7 @@ pub(crate) struct Shared<T> {
     /// A bounded Mailbox's capacity; `None` for an unbounded one.
     pub(super) capacity: Option<Capacity>,
     /// An unbounded Mailbox's count of messages handed to the loop's code
-    /// (`Lanes::sent_total` minus this is `len`). Written by the loop only,
+    /// (the lanes' push counts minus this is `len`). Written by the loop only,
     /// once per message: on a line of its own, so that the senders' reads
     /// of the fields above do not miss on it.
     pub(super) received: Line<AtomicUsize>,
@@ -65,10 +65,10 @@ impl<T> Shared<T> {
         match &self.capacity {
             Some(capacity) => capacity.len(),
             None => {
-                // Acquire: every send counted before a hand-out the loop
-                // counted is seen in the totals read after.
+                // Acquire: the push of every message the loop counted here
+                // is in the push counts read after.
                 let received = self.received.load(Acquire);
-                self.queue.sent_total().saturating_sub(received)
+                self.queue.outstanding(received)
             }
         }
     }
@@ -173,10 +173,7 @@ pub(crate) fn send_with<T>(
     wake: impl Fn() -> io::Result<()>,
 ) -> Result<(), SendError<T>> {
     let retry_wake = &wake;
-    if shared.capacity.is_none() {
-        // Before the push: a message is never handed out before it counts.
-        Lanes::count_sent(lane);
-    }
+    // The push counts the message for `len` (`queue.rs`).
     let was_empty = shared.queue.push(lane, msg).map_err(SendError)?;
     // The load first: the swap is a write to a shared line, done only in
     // the rare case that a wake failed.
