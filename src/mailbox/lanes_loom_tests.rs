@@ -28,12 +28,21 @@ type TakeFn = fn(&Lanes<Msg>, &mut Taken<Msg>) -> usize;
 /// `Lanes::take_all`, reversing the taken chain through `next`, the link
 /// the senders list with, instead of `back`, the consumer's own (broken: a
 /// send that lists an emptied lane again overwrites the link that the
-/// consumer follows after that lane's take).
+/// consumer follows after that lane's take, and the lanes behind it in the
+/// taken chain are never taken).
+///
+/// The overwritten link may lead to a lane on `ready`, whose reference is
+/// not the consumer's: the copy stops at a link out of the chain it
+/// swapped out instead of taking that reference over (which would free a
+/// lane still in use), and leaks the references of the lanes it never
+/// took.
 fn take_all_through_next(lanes: &Lanes<Msg>, out: &mut Taken<Msg>) -> usize {
     if lanes.is_empty() {
         return 0;
     }
     let mut cur = lanes.ready.swap(ptr::null_mut(), Acquire);
+    // The lanes swapped out: only these references are ours.
+    let mut ours = Vec::new();
     let mut prev = ptr::null_mut();
     while !cur.is_null() {
         // SAFETY: every pointer on `ready` is a reference that
@@ -41,13 +50,16 @@ fn take_all_through_next(lanes: &Lanes<Msg>, out: &mut Taken<Msg>) -> usize {
         let lane = unsafe { &*cur };
         let next = lane.next.load(Relaxed);
         lane.next.store(prev, Relaxed);
+        ours.push(cur);
         prev = cur;
         cur = next;
     }
     let mut n = 0;
     let mut cur = prev;
-    while !cur.is_null() {
-        // SAFETY: as above; each is taken over once, here.
+    while let Some(i) = ours.iter().position(|&lane| lane == cur) {
+        ours.swap_remove(i);
+        // SAFETY: `cur` is one of the references swapped out above, taken
+        // over once (it has just left `ours`).
         let lane = unsafe { std::sync::Arc::from_raw(cur) };
         let chain = lane.queue.take_chain();
         cur = lane.next.load(Relaxed);
