@@ -160,21 +160,21 @@ fn a_close_racing_a_listing_send_takes_its_message_or_hands_it_back() {
     check(
         "a_close_racing_a_listing_send_takes_its_message_or_hands_it_back",
         || {
-        let lanes = Arc::new(Lanes::<std::sync::Arc<()>>::new());
-        let lane = lanes.attach();
-        let msg = std::sync::Arc::new(());
-        let sender = {
-            let (lanes, msg) = (Arc::clone(&lanes), std::sync::Arc::clone(&msg));
-            thread::spawn(move || lanes.push(&lane, msg).is_ok())
-        };
-        let mut taken = VecDeque::new();
-        lanes.close(&mut taken);
-        let pushed = sender.join().unwrap();
-        assert_eq!(taken.len(), usize::from(pushed));
-        drop(taken);
-        assert_eq!(std::sync::Arc::strong_count(&msg), 1);
-        let late = lanes.attach();
-        assert!(lanes.push(&late, std::sync::Arc::clone(&msg)).is_err());
+            let lanes = Arc::new(Lanes::<std::sync::Arc<()>>::new());
+            let lane = lanes.attach();
+            let msg = std::sync::Arc::new(());
+            let sender = {
+                let (lanes, msg) = (Arc::clone(&lanes), std::sync::Arc::clone(&msg));
+                thread::spawn(move || lanes.push(&lane, msg).is_ok())
+            };
+            let mut taken = VecDeque::new();
+            lanes.close(&mut taken);
+            let pushed = sender.join().unwrap();
+            assert_eq!(taken.len(), usize::from(pushed));
+            drop(taken);
+            assert_eq!(std::sync::Arc::strong_count(&msg), 1);
+            let late = lanes.attach();
+            assert!(lanes.push(&late, std::sync::Arc::clone(&msg)).is_err());
         },
     );
 }

@@ -403,22 +403,25 @@ fn broken_unguarded_pop_is_caught() {
 /// never neither (loom's leak check catches a message dropped by nobody).
 #[test]
 fn a_close_racing_a_push_takes_its_message_or_hands_it_back() {
-    check("a_close_racing_a_push_takes_its_message_or_hands_it_back", || {
-        let queue = Arc::new(Queue::<Arc<()>>::new());
-        let msg = Arc::new(());
-        let producer = {
-            let (queue, msg) = (Arc::clone(&queue), Arc::clone(&msg));
-            thread::spawn(move || queue.push(msg).is_ok())
-        };
-        let mut taken = VecDeque::new();
-        queue.close(&mut taken);
-        let pushed = producer.join().unwrap();
-        // A push that succeeded came before the close, which took it.
-        assert_eq!(taken.len(), usize::from(pushed));
-        drop(taken);
-        assert_eq!(Arc::strong_count(&msg), 1);
-        assert!(queue.push(Arc::clone(&msg)).is_err());
-    });
+    check(
+        "a_close_racing_a_push_takes_its_message_or_hands_it_back",
+        || {
+            let queue = Arc::new(Queue::<Arc<()>>::new());
+            let msg = Arc::new(());
+            let producer = {
+                let (queue, msg) = (Arc::clone(&queue), Arc::clone(&msg));
+                thread::spawn(move || queue.push(msg).is_ok())
+            };
+            let mut taken = VecDeque::new();
+            queue.close(&mut taken);
+            let pushed = producer.join().unwrap();
+            // A push that succeeded came before the close, which took it.
+            assert_eq!(taken.len(), usize::from(pushed));
+            drop(taken);
+            assert_eq!(Arc::strong_count(&msg), 1);
+            assert!(queue.push(Arc::clone(&msg)).is_err());
+        },
+    );
 }
 
 /// `a_close_racing_a_push_takes_its_message_or_hands_it_back` with the slot published by a Relaxed

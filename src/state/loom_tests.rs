@@ -148,38 +148,41 @@ fn clear_before_read_loses_wakes() {
 /// after the last user (loom's `Arc` reports a leak or a double free).
 #[test]
 fn a_notify_racing_the_close_writes_to_an_open_fd_or_fails() {
-    check("a_notify_racing_the_close_writes_to_an_open_fd_or_fails", || {
-        let closed = Arc::new(AtomicBool::new(false));
-        let shared = Arc::new(Shared {
-            fd: FakeFd::reporting_drop_to(Arc::clone(&closed)),
-            ..Shared::default()
-        });
-        let sender = {
-            let shared = Arc::clone(&shared);
-            thread::spawn(move || {
-                let first = shared.state.0.notify(&shared.fd);
-                let second = shared.state.0.notify(&shared.fd);
-                (first.map_err(|e| e.kind()), second.map_err(|e| e.kind()))
-            })
-        };
+    check(
+        "a_notify_racing_the_close_writes_to_an_open_fd_or_fails",
+        || {
+            let closed = Arc::new(AtomicBool::new(false));
+            let shared = Arc::new(Shared {
+                fd: FakeFd::reporting_drop_to(Arc::clone(&closed)),
+                ..Shared::default()
+            });
+            let sender = {
+                let shared = Arc::clone(&shared);
+                thread::spawn(move || {
+                    let first = shared.state.0.notify(&shared.fd);
+                    let second = shared.state.0.notify(&shared.fd);
+                    (first.map_err(|e| e.kind()), second.map_err(|e| e.kind()))
+                })
+            };
 
-        shared.state.0.close();
-        // A notify that comes after the close fails and writes nothing.
-        let err = shared.state.0.notify(&shared.fd).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
-        assert!(shared.fd.writes() <= 1);
-        drop(shared);
+            shared.state.0.close();
+            // A notify that comes after the close fails and writes nothing.
+            let err = shared.state.0.notify(&shared.fd).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
+            assert!(shared.fd.writes() <= 1);
+            drop(shared);
 
-        let (first, second) = sender.join().unwrap();
-        for result in [first, second] {
-            assert!(matches!(result, Ok(_) | Err(io::ErrorKind::BrokenPipe)));
-        }
-        // Once a notify has seen the close, the next one sees it too.
-        if first.is_err() {
-            assert_eq!(second, Err(io::ErrorKind::BrokenPipe));
-        }
-        assert!(closed.load(Relaxed), "the fd outlived its last user");
-    });
+            let (first, second) = sender.join().unwrap();
+            for result in [first, second] {
+                assert!(matches!(result, Ok(_) | Err(io::ErrorKind::BrokenPipe)));
+            }
+            // Once a notify has seen the close, the next one sees it too.
+            if first.is_err() {
+                assert_eq!(second, Err(io::ErrorKind::BrokenPipe));
+            }
+            assert!(closed.load(Relaxed), "the fd outlived its last user");
+        },
+    );
 }
 
 /// A failed write: the first write attempt fails. Sender 0 and 1 publish work
