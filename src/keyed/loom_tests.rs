@@ -4,45 +4,24 @@
 //! `RUSTFLAGS="--cfg wakefd_loom" LOOM_MAX_PREEMPTIONS=2 CARGO_TARGET_DIR=target/loom cargo test --release --lib keyed`.
 //!
 //! The model is the real [`Bitmap`] and [`Cursor`] and the real
-//! [`State`](crate::state::State), with the fd replaced by [`CountFd`], an
-//! eventfd-like counter of loom atomics (a write is a `Release` increment, a
-//! read an `Acquire` swap to zero: the synchronization the kernel gives a real
-//! fd). A sender does what [`KeyedWaker::notify`](super::KeyedWaker::notify)
+//! [`State`](crate::state::State), with the fd replaced by the harness's
+//! [`FakeFd`] (`loom/harness.rs`), an eventfd made of loom atomics. A sender does what [`KeyedWaker::notify`](super::KeyedWaker::notify)
 //! does: publish its work, set the key's bit, and on a newly set bit wake the
 //! state. The loop does what [`KeyedNotifier::drain`](super::KeyedNotifier::drain)
 //! does: re-arm the state (read the fd, clear `PENDING`), then walk the bitmap.
-
-use std::io;
 
 use loom::sync::atomic::{AtomicUsize, Ordering::*};
 use loom::sync::Arc;
 use loom::thread;
 
 use super::{Bitmap, Cursor};
-use crate::state::{Signal, State};
-
-/// An eventfd-like counter.
-#[derive(Default)]
-struct CountFd {
-    count: AtomicUsize,
-}
-
-impl Signal for CountFd {
-    fn write_wake(&self) -> io::Result<()> {
-        self.count.fetch_add(1, Release);
-        Ok(())
-    }
-
-    fn read_wakes(&self) -> io::Result<()> {
-        self.count.swap(0, Acquire);
-        Ok(())
-    }
-}
+use crate::loom::harness::{check, FakeFd};
+use crate::state::State;
 
 /// Two senders, one work slot each.
 struct Shared {
     state: State,
-    fd: CountFd,
+    fd: FakeFd,
     bits: Bitmap,
     work: [AtomicUsize; 2],
 }
@@ -91,17 +70,6 @@ fn walk_clear_summary_after_read(bits: &Bitmap, yield_key: &mut dyn FnMut(usize)
     }
 }
 
-/// Runs `f` under loom and prints how many interleavings it explored.
-fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
-    let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = std::sync::Arc::clone(&runs);
-    loom::model(move || {
-        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        f();
-    });
-    eprintln!("{name}: {} interleavings", runs.load(Relaxed));
-}
-
 /// What the loop observed: per sender, whether a yield of its key showed
 /// its work; per key, how many times it was yielded.
 struct Seen {
@@ -136,10 +104,10 @@ enum Loop {
 /// lost, and nothing yielded before its work was visible), and no key may be
 /// yielded more often than it was notified (nothing yielded twice).
 fn senders_and_drainer(name: &str, capacity: usize, keys: [usize; 2], drainer: Loop) {
-    model(name, move || {
+    check(name, move || {
         let shared = Arc::new(Shared {
             state: State::new(),
-            fd: CountFd::default(),
+            fd: FakeFd::new(),
             bits: Bitmap::new(capacity).unwrap(),
             work: Default::default(),
         });
@@ -178,7 +146,7 @@ fn senders_and_drainer(name: &str, capacity: usize, keys: [usize; 2], drainer: L
             sender.join().unwrap();
         }
 
-        if shared.fd.count.load(Relaxed) > 0 {
+        if shared.fd.readable() {
             // The readiness event the loop gets for the wake in the fd.
             shared.state.drain(&shared.fd, true).unwrap();
             final_walk(&shared.bits, &mut |key| seen.record(&shared, key));
@@ -202,9 +170,9 @@ fn senders_and_drainer(name: &str, capacity: usize, keys: [usize; 2], drainer: L
 }
 
 #[test]
-fn two_keys_one_word_one_racing_drain() {
+fn keys_in_one_word_are_each_yielded_once_past_a_racing_drain() {
     senders_and_drainer(
-        "two_keys_one_word_one_racing_drain",
+        "keys_in_one_word_are_each_yielded_once_past_a_racing_drain",
         2,
         [0, 1],
         Loop::Drains(1, walk),
@@ -212,9 +180,9 @@ fn two_keys_one_word_one_racing_drain() {
 }
 
 #[test]
-fn two_keys_one_word_two_racing_drains() {
+fn keys_in_one_word_are_each_yielded_once_past_two_racing_drains() {
     senders_and_drainer(
-        "two_keys_one_word_two_racing_drains",
+        "keys_in_one_word_are_each_yielded_once_past_two_racing_drains",
         2,
         [0, 1],
         Loop::Drains(2, walk),
@@ -223,9 +191,9 @@ fn two_keys_one_word_two_racing_drains() {
 
 /// Keys in two key words under one summary word.
 #[test]
-fn two_keys_two_words_two_racing_drains() {
+fn keys_in_two_words_are_each_yielded_once_past_two_racing_drains() {
     senders_and_drainer(
-        "two_keys_two_words_two_racing_drains",
+        "keys_in_two_words_are_each_yielded_once_past_two_racing_drains",
         super::W + 1,
         [0, super::W],
         Loop::Drains(2, walk),
@@ -234,9 +202,9 @@ fn two_keys_two_words_two_racing_drains() {
 
 /// Both senders notify the same key: it coalesces, and both works are seen.
 #[test]
-fn one_key_two_senders_two_racing_drains() {
+fn one_key_notified_by_two_senders_shows_both_works() {
     senders_and_drainer(
-        "one_key_two_senders_two_racing_drains",
+        "one_key_notified_by_two_senders_shows_both_works",
         2,
         [1, 1],
         Loop::Drains(2, walk),

@@ -11,6 +11,7 @@ use loom::sync::{Arc, Mutex};
 use loom::thread;
 
 use super::{Capacity, Refused};
+use crate::loom::harness::check;
 
 /// Sends one message into a full mailbox of capacity 1: blocks until there
 /// is room, as `Sender::send` does.
@@ -27,7 +28,7 @@ fn blocking_reserve(capacity: &Capacity) -> Result<(), Refused> {
 
 #[test]
 fn racing_reservations_never_pass_the_capacity() {
-    loom::model(|| {
+    check("racing_reservations_never_pass_the_capacity", || {
         let capacity = Arc::new(Capacity::new(1));
         let threads: Vec<_> = (0..2)
             .map(|_| {
@@ -50,7 +51,7 @@ fn racing_reservations_never_pass_the_capacity() {
 #[test]
 #[should_panic]
 fn broken_check_then_add_passes_the_capacity() {
-    loom::model(|| {
+    check("broken_check_then_add_passes_the_capacity", || {
         let cap = 1;
         let count = Arc::new(AtomicUsize::new(0));
         let threads: Vec<_> = (0..2)
@@ -70,16 +71,16 @@ fn broken_check_then_add_passes_the_capacity() {
 
 #[test]
 fn a_blocked_sender_is_woken_by_the_release() {
-    loom::model(|| {
+    check("a_blocked_sender_is_woken_by_the_release", || {
         let capacity = Arc::new(Capacity::new(1));
         capacity.try_reserve().unwrap(); // full
         let sender = {
             let capacity = Arc::clone(&capacity);
             thread::spawn(move || blocking_reserve(&capacity))
         };
-        capacity.release(); // the loop hands the message out
-                            // A lost wake-up leaves the sender blocked for ever: loom reports
-                            // the deadlock.
+        // The loop hands the message out. A lost wake-up leaves the sender
+        // blocked for ever: loom reports the deadlock.
+        capacity.release();
         assert_eq!(sender.join().unwrap(), Ok(()));
         assert_eq!(capacity.len(), 1);
     });
@@ -87,7 +88,7 @@ fn a_blocked_sender_is_woken_by_the_release() {
 
 #[test]
 fn a_blocked_sender_is_woken_by_the_close() {
-    loom::model(|| {
+    check("a_blocked_sender_is_woken_by_the_close", || {
         let capacity = Arc::new(Capacity::new(1));
         capacity.try_reserve().unwrap();
         let sender = {
@@ -108,7 +109,7 @@ fn a_blocked_sender_is_woken_by_the_close() {
 #[test]
 #[should_panic(expected = "lost")]
 fn broken_separate_waiters_flag_loses_a_sender() {
-    loom::model(|| {
+    check("broken_separate_waiters_flag_loses_a_sender", || {
         let count = Arc::new(AtomicUsize::new(1)); // full, capacity 1
         let waiters = Arc::new(AtomicBool::new(false));
         let lock = Arc::new(Mutex::new(()));

@@ -259,18 +259,6 @@ impl<T> Lanes<T> {
     /// by lane in the order they were listed, each lane oldest first. The
     /// number taken. Only the consumer calls this.
     pub(crate) fn take_all(&self, out: &mut Taken<T>) -> usize {
-        self.take_all_linking(out, |lane| &lane.back)
-    }
-
-    /// `take_all`, with the field that holds the reversed chain as a
-    /// parameter only so that a loom model can break it
-    /// (`broken_reversal_through_the_senders_link`); everything else
-    /// passes `back`.
-    fn take_all_linking(
-        &self,
-        out: &mut Taken<T>,
-        back: impl Fn(&Lane<T>) -> &AtomicPtr<Lane<T>>,
-    ) -> usize {
         if self.is_empty() {
             return 0;
         }
@@ -282,7 +270,7 @@ impl<T> Lanes<T> {
             // SAFETY: every pointer on `ready` is a reference that
             // `Arc::into_raw` made (in `push`), now ours.
             let lane = unsafe { &*cur };
-            back(lane).store(prev, Relaxed);
+            lane.back.store(prev, Relaxed);
             prev = cur;
             cur = lane.next.load(Relaxed);
         }
@@ -294,7 +282,7 @@ impl<T> Lanes<T> {
             let chain = lane.queue.take_chain();
             // After the take: a send may have listed the lane again since,
             // which `back` does not care about (`next` would).
-            cur = back(&lane).load(Relaxed);
+            cur = lane.back.load(Relaxed);
             if let Some(chain) = chain {
                 n += chain.len;
                 out.push(lane, chain);
@@ -317,7 +305,7 @@ impl<T> Lanes<T> {
     fn unlist_all(&self) {
         let mut cur = self.ready.swap(ptr::null_mut(), Acquire);
         while !cur.is_null() {
-            // SAFETY: as in `take_all_linking`.
+            // SAFETY: as in `take_all`.
             let lane = unsafe { Arc::from_raw(cur) };
             cur = lane.next.load(Relaxed);
         }

@@ -12,8 +12,6 @@
 //! Run with
 //! `RUSTFLAGS="--cfg wakefd_loom" LOOM_MAX_PREEMPTIONS=2 cargo test --release --lib`.
 
-use std::io;
-
 use loom::sync::atomic::{AtomicUsize, Ordering::*};
 use loom::sync::Arc;
 use loom::thread;
@@ -22,42 +20,23 @@ use super::{
     disconnect_with, leftovers_with, refill_with, send_with, try_recv_with, Bell, Lane, Local,
     SendError, Shared, TryRecvError,
 };
-use crate::state::{Signal, State};
+use crate::loom::harness::{check, FakeFd};
+use crate::state::State;
 
-/// An eventfd: a counter, and every write ever made (each one an edge for
-/// an edge-triggered watcher).
-#[derive(Default)]
-struct FakeFd {
-    count: AtomicUsize,
-    writes: AtomicUsize,
-    /// The next this many write attempts fail (as a socket write can with
-    /// `ENOBUFS`).
-    fails: AtomicUsize,
-}
-
-impl Signal for FakeFd {
-    fn write_wake(&self) -> io::Result<()> {
-        let fail = self
-            .fails
-            .fetch_update(AcqRel, Acquire, |n| n.checked_sub(1))
-            .is_ok();
-        if fail {
-            return Err(io::Error::from_raw_os_error(105)); // ENOBUFS
-        }
-        self.count.fetch_add(1, Release);
-        self.writes.fetch_add(1, Release);
-        Ok(())
-    }
-
-    fn read_wakes(&self) -> io::Result<()> {
-        self.count.swap(0, Acquire);
-        Ok(())
-    }
-}
-
+/// The notifier as the Mailbox's loop side sees it: the real protocol over
+/// the harness's fake eventfd.
 struct FakeBell {
     state: State,
     fd: FakeFd,
+}
+
+impl FakeBell {
+    fn new() -> FakeBell {
+        FakeBell {
+            state: State::new(),
+            fd: FakeFd::new(),
+        }
+    }
 }
 
 impl Bell for FakeBell {
@@ -125,17 +104,9 @@ fn scenario_with(
     steps: usize,
     one_lane: bool,
 ) {
-    let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = std::sync::Arc::clone(&runs);
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = Some(2);
-    builder.check(move || {
-        counter.fetch_add(1, Relaxed);
+    check(name, move || {
         let shared = Arc::new(Shared::<u32>::new());
-        let bell = Arc::new(FakeBell {
-            state: State::new(),
-            fd: FakeFd::default(),
-        });
+        let bell = Arc::new(FakeBell::new());
         let done = Arc::new(AtomicUsize::new(0));
         let first = shared.queue.attach();
         let senders: Vec<_> = (0..2)
@@ -162,12 +133,12 @@ fn scenario_with(
         for _ in 0..steps {
             // Wait for a readiness event: a write after the last one seen.
             let writes = loop {
-                let writes = bell.fd.writes.load(Acquire);
+                let writes = bell.fd.writes();
                 if writes > observed {
                     break Some(writes);
                 }
                 if done.load(Acquire) == 2 {
-                    let writes = bell.fd.writes.load(Acquire);
+                    let writes = bell.fd.writes();
                     break (writes > observed).then_some(writes);
                 }
                 thread::yield_now();
@@ -184,7 +155,7 @@ fn scenario_with(
         let left = !local.buf.is_empty() || shared.queue.holds_messages();
         if left {
             assert!(
-                bell.fd.writes.load(Acquire) > observed,
+                bell.fd.writes() > observed,
                 "stranded: messages left with no event coming (got {got:?})"
             );
         } else {
@@ -192,7 +163,6 @@ fn scenario_with(
             assert_eq!(got.len(), total, "lost or duplicated: {got:?}");
         }
     });
-    eprintln!("{name}: {} interleavings", runs.load(Relaxed));
 }
 
 #[test]
@@ -231,8 +201,8 @@ fn a_drain_dropped_early_strands_nothing() {
     );
 }
 
-/// Mutation: leftovers get no wake of their own (the bug of the drain
-/// dropped early and of `try_recv` once per event).
+/// Mutation: leftovers get no wake of their own, so a drain dropped early,
+/// or `try_recv` once per event, leaves messages with no event coming.
 #[test]
 #[should_panic(expected = "stranded")]
 fn broken_no_wake_for_leftovers() {
@@ -302,12 +272,9 @@ fn broken_wake_from_stale_emptiness() {
 /// it is never reported as `Disconnected` instead.
 #[test]
 fn disconnect_after_send_is_seen_after_the_message() {
-    loom::model(|| {
+    check("disconnect_after_send_is_seen_after_the_message", || {
         let shared = Arc::new(Shared::<u32>::new());
-        let bell = Arc::new(FakeBell {
-            state: State::new(),
-            fd: FakeFd::default(),
-        });
+        let bell = Arc::new(FakeBell::new());
         shared.add_sender();
         let lane = shared.queue.common();
         let sender = {
@@ -365,19 +332,16 @@ impl Bell for OneShotBell<'_> {
 /// third, and the next write attempt (the loop's ring for its leftovers,
 /// or the sender's wake) fails. When everything has settled, the messages
 /// left have an event coming.
-fn failed_leftovers_wake(one_shot: bool) {
-    loom::model(move || {
+fn failed_leftovers_wake(name: &str, one_shot: bool) {
+    check(name, move || {
         let shared = Arc::new(Shared::<u32>::new());
-        let bell = Arc::new(FakeBell {
-            state: State::new(),
-            fd: FakeFd::default(),
-        });
+        let bell = Arc::new(FakeBell::new());
         let lane = shared.queue.common();
         send(&shared, &lane, 1, &bell).unwrap();
         send(&shared, &lane, 2, &bell).unwrap();
         // The event the loop consumes below.
-        let observed = bell.fd.writes.load(Acquire);
-        bell.fd.fails.store(1, Release);
+        let observed = bell.fd.writes();
+        bell.fd.fail_next(1);
         let sender = {
             let (shared, bell) = (Arc::clone(&shared), Arc::clone(&bell));
             thread::spawn(move || send(&shared, &lane, 3, &bell).unwrap())
@@ -391,7 +355,7 @@ fn failed_leftovers_wake(one_shot: bool) {
         assert_eq!(got, Ok(1));
         sender.join().unwrap();
         assert!(
-            bell.fd.writes.load(Acquire) > observed,
+            bell.fd.writes() > observed,
             "stranded: messages left, the ring's write failed and no event is coming"
         );
     });
@@ -399,27 +363,24 @@ fn failed_leftovers_wake(one_shot: bool) {
 
 #[test]
 fn a_failed_leftovers_wake_strands_nothing() {
-    failed_leftovers_wake(false);
+    failed_leftovers_wake("a_failed_leftovers_wake_strands_nothing", false);
 }
 
 #[test]
 #[should_panic(expected = "stranded")]
 fn broken_leftovers_wake_without_retry_strands() {
-    failed_leftovers_wake(true);
+    failed_leftovers_wake("broken_leftovers_wake_without_retry_strands", true);
 }
 
 /// The last Sender's drop meets a failing write: the loop still gets an
 /// event for the disconnection.
-fn failed_disconnect_wake(one_shot: bool) {
-    loom::model(move || {
+fn failed_disconnect_wake(name: &str, one_shot: bool) {
+    check(name, move || {
         let shared = Arc::new(Shared::<u32>::new());
-        let bell = Arc::new(FakeBell {
-            state: State::new(),
-            fd: FakeFd::default(),
-        });
+        let bell = Arc::new(FakeBell::new());
         shared.add_sender();
         shared.add_sender();
-        bell.fd.fails.store(1, Release);
+        bell.fd.fail_next(1);
         let drops: Vec<_> = (0..2)
             .map(|_| {
                 let (shared, bell) = (Arc::clone(&shared), Arc::clone(&bell));
@@ -438,7 +399,7 @@ fn failed_disconnect_wake(one_shot: bool) {
         drops.into_iter().for_each(|t| t.join().unwrap());
         assert!(shared.disconnected());
         assert!(
-            bell.fd.writes.load(Acquire) > 0,
+            bell.fd.writes() > 0,
             "lost: the disconnect wake failed and no event is coming"
         );
     });
@@ -446,11 +407,11 @@ fn failed_disconnect_wake(one_shot: bool) {
 
 #[test]
 fn a_failed_disconnect_wake_is_retried() {
-    failed_disconnect_wake(false);
+    failed_disconnect_wake("a_failed_disconnect_wake_is_retried", false);
 }
 
 #[test]
 #[should_panic(expected = "lost")]
 fn broken_disconnect_wake_without_retry_is_lost() {
-    failed_disconnect_wake(true);
+    failed_disconnect_wake("broken_disconnect_wake_without_retry_is_lost", true);
 }

@@ -51,12 +51,11 @@
 //! * **Why a queue and not a stack of free slots.** Slots then go round in
 //!   one fixed order, like a ring buffer's, so senders write and the
 //!   consumer walks memory in address order, which the CPU's prefetcher
-//!   follows. With a stack, each chain freed
-//!   while a sender was half-way through an earlier one split that one
-//!   in two; after enough wakes, slots were handed out in runs of a few,
-//!   every step of a walk was a cache miss on a line the other core had
-//!   just written, and a 1-to-1 stream slowed several-fold for as long as
-//!   the queue lived (the README's Mailbox numbers).
+//!   follows. With a stack, each chain freed while a sender is half-way
+//!   through an earlier one splits that one in two; after enough wakes,
+//!   slots are handed out in runs of a few, and every step of a walk is a
+//!   cache miss on a line the other core has just written, for as long as
+//!   the queue lives.
 //! * **Fresh slots.** When the free list has only its last slot (or does
 //!   not exist yet: before the consumer's first release), a sender takes a
 //!   fresh slot of the newest chunk (`fresh`, a range bumped by CAS), and
@@ -94,12 +93,11 @@
 //! does not set `POPPING` (a compare-and-swap with a tag that wrapped):
 //! overtaken while its slot goes round, it puts a queued slot on the free
 //! list (`an_overtaken_pop_hands_out_no_queued_slot`). A unit test drives
-//! the same stall by hand (`a_pop_stalled_for_2_32_pops_...`). Two
-//! mutations, run by hand, fail models too: the stores that end a pop
-//! Relaxed (the next pop's write into a slot then races the consumer's move
-//! out of it: the reuse models and the overtaken pop's), and a sender that
-//! takes a set `POPPING` for an empty list (it grows the queue: the racing
-//! pops' models).
+//! the same stall by hand (`a_pop_stalled_for_2_32_pops_...`). The models
+//! also fail with the stores that end a pop Relaxed (the next pop's write
+//! into a slot then races the consumer's move out of it: the reuse models
+//! and the overtaken pop's), and with a sender that takes a set `POPPING`
+//! for an empty list (it grows the queue: the racing pops' models).
 
 use std::collections::VecDeque;
 use std::mem::MaybeUninit;
@@ -107,7 +105,7 @@ use std::ptr;
 
 use crate::loom::{
     AtomicPtr, AtomicU32, AtomicU64, Backoff, Mutex,
-    Ordering::{self, AcqRel, Acquire, Relaxed, Release},
+    Ordering::{AcqRel, Acquire, Relaxed, Release},
     UnsafeCell,
 };
 
@@ -182,7 +180,7 @@ struct Alloc {
 
 /// A value on cache lines of its own. `head` and `alloc` are written by
 /// every send; sharing a line with each other or with `chunks` (read on
-/// every slot access) made each write evict what the other threads were
+/// every slot access), each write would evict what the other threads are
 /// reading. 128 bytes: x86's adjacent-line prefetcher pulls lines in pairs
 /// (crossbeam's `CachePadded` pads the same way).
 #[repr(align(128))]
@@ -321,14 +319,6 @@ impl<T> Queue<T> {
         *self.grow.lock().unwrap()
     }
 
-    /// `take_all`, with the ordering of the free list's append as a
-    /// parameter (the models).
-    #[cfg(all(test, wakefd_loom))]
-    pub(crate) fn take_all_appending(&self, out: &mut VecDeque<T>, append: Ordering) -> usize {
-        self.take_chain()
-            .map_or(0, |chain| self.move_out_appending(chain, out, append))
-    }
-
     /// Closes the queue (pushes fail from now on) and moves what was queued
     /// to `out`. Only the consumer calls this.
     pub(crate) fn close(&self, out: &mut VecDeque<T>) -> usize {
@@ -384,12 +374,6 @@ impl<T> Queue<T> {
 
     /// Moves a whole taken chain's messages to `out` and frees its slots.
     pub(crate) fn move_out(&self, chain: Chain, out: &mut VecDeque<T>) -> usize {
-        self.move_out_appending(chain, out, Release)
-    }
-
-    /// `move_out`, with the ordering of the free list's append (see
-    /// `release_appending`).
-    fn move_out_appending(&self, chain: Chain, out: &mut VecDeque<T>, append: Ordering) -> usize {
         let mut id = chain.first;
         while id != NIL {
             // SAFETY: the chain is ours; each slot is read once.
@@ -397,7 +381,7 @@ impl<T> Queue<T> {
             out.push_back(value);
             id = next;
         }
-        self.release_appending(chain.first, chain.last, append);
+        self.release(chain.first, chain.last);
         chain.len
     }
 
@@ -428,25 +412,17 @@ impl<T> Queue<T> {
     /// after `last`) to the free list. The consumer calls it with a chain it
     /// took, once every message in it was read.
     pub(crate) fn release(&self, first: u32, last: u32) {
-        self.release_appending(first, last, Release);
-    }
-
-    /// `release`, with the ordering of the store that appends the chain as
-    /// a parameter only so that a loom model can break it
-    /// (`broken_relaxed_append_is_caught`); everything else passes
-    /// `Release`.
-    fn release_appending(&self, first: u32, last: u32, append: Ordering) {
         let tail = self.tail.load(Relaxed);
         if tail == NIL {
             // The first release starts the list. Senders do not write
             // `free` while it is NIL. Release: as below.
-            self.alloc.free.store(first as u64, append);
+            self.alloc.free.store(first as u64, Release);
         } else {
             // `tail` is still on the list: a sender pops a slot only when
             // it has a successor. Release: the moves out of the chain's
             // messages and its links happen before a sender's Acquire read
             // of this link, and so before its use of any slot of the chain.
-            self.slot(tail).next.store(first, append);
+            self.slot(tail).next.store(first, Release);
         }
         self.tail.store(last, Relaxed);
     }

@@ -11,10 +11,15 @@ use loom::sync::Arc;
 use loom::thread;
 
 use super::{Queue, CLOSED, ID, NIL};
-use crate::loom::Ordering::{self, AcqRel, Acquire, Relaxed, Release};
+use crate::loom::harness::check;
+use crate::loom::Ordering::{AcqRel, Acquire, Relaxed};
 
 /// How a model's producers push: `Queue::push`, or a broken variant below.
 type PushFn<T> = fn(&Queue<T>, T) -> Result<bool, T>;
+
+/// How a model's consumer takes: `Queue::take_all`, or a broken variant
+/// below.
+type TakeFn = fn(&Queue<u32>, &mut VecDeque<u32>) -> usize;
 
 /// `Queue::push` with the slot published by a Relaxed compare-and-swap
 /// (broken: the consumer's take is then not ordered after the write of the
@@ -44,11 +49,29 @@ fn push_relaxed<T>(queue: &Queue<T>, value: T) -> Result<bool, T> {
     }
 }
 
-/// Runs `model` under loom with at most 2 preemptions.
-fn check(model: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = Some(2);
-    builder.check(model);
+/// `Queue::take_all` with the free list's append and its first release as
+/// Relaxed stores (broken: a producer that pops a slot of the chain is then
+/// not ordered after the consumer's move out of it).
+fn take_all_relaxed_release(queue: &Queue<u32>, out: &mut VecDeque<u32>) -> usize {
+    let Some(chain) = queue.take_chain() else {
+        return 0;
+    };
+    let mut id = chain.first;
+    while id != NIL {
+        // SAFETY: the chain is ours; each slot is read once.
+        let (value, next) = unsafe { queue.read(id) };
+        out.push_back(value);
+        id = next;
+    }
+    // `Queue::release`, with the two stores Relaxed.
+    let tail = queue.tail.load(Relaxed);
+    if tail == NIL {
+        queue.alloc.free.store(chain.first as u64, Relaxed);
+    } else {
+        queue.slot(tail).next.store(chain.first, Relaxed);
+    }
+    queue.tail.store(chain.last, Relaxed);
+    chain.len
 }
 
 /// One producer thread per message, each pushing its own.
@@ -63,13 +86,12 @@ fn spawn_pushes(queue: &Arc<Queue<u32>>, msgs: &[u32]) -> Vec<thread::JoinHandle
         .collect()
 }
 
-/// A consumer thread that takes once, appending the freed chain with
-/// `append`; it returns what it took.
-fn spawn_take(queue: &Arc<Queue<u32>>, append: Ordering) -> thread::JoinHandle<VecDeque<u32>> {
+/// A consumer thread that takes once with `take`; it returns what it took.
+fn spawn_take(queue: &Arc<Queue<u32>>, take: TakeFn) -> thread::JoinHandle<VecDeque<u32>> {
     let queue = Arc::clone(queue);
     thread::spawn(move || {
         let mut got = VecDeque::new();
-        queue.take_all_appending(&mut got, append);
+        take(&queue, &mut got);
         got
     })
 }
@@ -82,11 +104,10 @@ fn join_all(threads: Vec<thread::JoinHandle<()>>) {
 
 /// Every message is taken exactly once, in order per producer. The
 /// consumer takes twice while the producers push (so that freed slots are
-/// reused), on a thread of its own: from the main thread, loom explored its
-/// takes only as a block before or after the pushes, and missed the broken
-/// publish below.
-fn producers_and_consumer(push: PushFn<(usize, u32)>) {
-    check(move || {
+/// reused), on a thread of its own, so that its takes interleave with the
+/// pushes rather than come as a block before or after them.
+fn producers_and_consumer(name: &str, push: PushFn<(usize, u32)>) {
+    check(name, move || {
         let queue = Arc::new(Queue::<(usize, u32)>::new());
         let producers: Vec<_> = (0..2)
             .map(|p| {
@@ -124,8 +145,11 @@ fn producers_and_consumer(push: PushFn<(usize, u32)>) {
 }
 
 #[test]
-fn two_producers_one_consumer_with_reuse() {
-    producers_and_consumer(Queue::push);
+fn two_producers_lose_and_reorder_nothing_while_slots_are_reused() {
+    producers_and_consumer(
+        "two_producers_lose_and_reorder_nothing_while_slots_are_reused",
+        Queue::push,
+    );
 }
 
 /// The slot published by a Relaxed compare-and-swap: the consumer's take
@@ -133,7 +157,7 @@ fn two_producers_one_consumer_with_reuse() {
 #[test]
 #[should_panic]
 fn broken_relaxed_publish_is_caught_by_the_take() {
-    producers_and_consumer(push_relaxed);
+    producers_and_consumer("broken_relaxed_publish_is_caught_by_the_take", push_relaxed);
 }
 
 /// A slot goes back to the senders only once the consumer is done with it.
@@ -145,15 +169,15 @@ fn broken_relaxed_publish_is_caught_by_the_take() {
 /// message must happen before the write into it (loom checks every access
 /// to a slot), through the append and through the first pop, and every
 /// message is taken once.
-fn free_list_reuse(append: Ordering) {
-    check(move || {
+fn free_list_reuse(name: &str, take: TakeFn) {
+    check(name, move || {
         let queue = Arc::new(Queue::<u32>::new());
         let mut got = VecDeque::new();
         queue.push(1).unwrap();
         queue.take_all(&mut got);
         queue.push(2).unwrap();
         queue.push(3).unwrap();
-        let consumer = spawn_take(&queue, append);
+        let consumer = spawn_take(&queue, take);
         join_all(spawn_pushes(&queue, &[4, 5]));
         got.extend(consumer.join().unwrap());
         queue.take_all(&mut got);
@@ -164,7 +188,10 @@ fn free_list_reuse(append: Ordering) {
 
 #[test]
 fn freed_slots_are_reused_after_their_messages_moved_out() {
-    free_list_reuse(Release);
+    free_list_reuse(
+        "freed_slots_are_reused_after_their_messages_moved_out",
+        Queue::take_all,
+    );
 }
 
 /// The free list's append as a Relaxed store: a producer that follows the
@@ -173,19 +200,19 @@ fn freed_slots_are_reused_after_their_messages_moved_out() {
 #[test]
 #[should_panic(expected = "Causality violation")]
 fn broken_relaxed_append_is_caught() {
-    free_list_reuse(Relaxed);
+    free_list_reuse("broken_relaxed_append_is_caught", take_all_relaxed_release);
 }
 
 /// The consumer's first release starts the free list (a store to its
 /// front) while a producer pushes twice: the producer pops slot 1 if it
 /// sees that store, and must then find the consumer's move out of slot 1
 /// done.
-fn first_release(append: Ordering) {
-    check(move || {
+fn first_release(name: &str, take: TakeFn) {
+    check(name, move || {
         let queue = Arc::new(Queue::<u32>::new());
         queue.push(1).unwrap();
         queue.push(2).unwrap();
-        let consumer = spawn_take(&queue, append);
+        let consumer = spawn_take(&queue, take);
         let producer = {
             let queue = Arc::clone(&queue);
             thread::spawn(move || {
@@ -201,15 +228,21 @@ fn first_release(append: Ordering) {
 }
 
 #[test]
-fn the_first_release_races_pops() {
-    first_release(Release);
+fn the_first_release_hands_pops_only_slots_moved_out_of() {
+    first_release(
+        "the_first_release_hands_pops_only_slots_moved_out_of",
+        Queue::take_all,
+    );
 }
 
 /// The first release as a Relaxed store: the model must catch it.
 #[test]
 #[should_panic(expected = "Causality violation")]
 fn broken_relaxed_first_release_is_caught() {
-    first_release(Relaxed);
+    first_release(
+        "broken_relaxed_first_release_is_caught",
+        take_all_relaxed_release,
+    );
 }
 
 /// Two senders pop from a free list that has a slot for each: neither may
@@ -217,8 +250,8 @@ fn broken_relaxed_first_release_is_caught() {
 /// free (3 is the last, which senders leave), and no fresh slot is left.
 /// A sender that finds the other popping must wait for that pop, not grow
 /// the queue. With `take`, the consumer takes and appends at the same time.
-fn racing_pops(take: bool) {
-    check(move || {
+fn racing_pops(name: &str, take: bool) {
+    check(name, move || {
         let queue = Arc::new(Queue::<u32>::new());
         let mut got = VecDeque::new();
         for msg in 1..=3 {
@@ -227,7 +260,7 @@ fn racing_pops(take: bool) {
         queue.take_all(&mut got);
         assert_eq!(queue.chunk_count(), 2, "chunks of 1 and 2 slots");
         let producers = spawn_pushes(&queue, &[4, 5]);
-        let consumer = take.then(|| spawn_take(&queue, Release));
+        let consumer = take.then(|| spawn_take(&queue, Queue::take_all));
         join_all(producers);
         if let Some(consumer) = consumer {
             got.extend(consumer.join().unwrap());
@@ -242,12 +275,12 @@ fn racing_pops(take: bool) {
 /// Fails with a sender that grows the queue when the other is popping.
 #[test]
 fn racing_pops_do_not_grow_the_queue() {
-    racing_pops(false);
+    racing_pops("racing_pops_do_not_grow_the_queue", false);
 }
 
 #[test]
 fn racing_pops_and_a_take_do_not_grow_the_queue() {
-    racing_pops(true);
+    racing_pops("racing_pops_and_a_take_do_not_grow_the_queue", true);
 }
 
 /// The slots of queued messages, newest first.
@@ -289,8 +322,8 @@ fn assert_free_list_sound(queue: &Queue<u32>) {
 /// at the front and take the consumer's `tail` (a tag guards against
 /// that only until it wraps). Every message is taken once, B's in order,
 /// and the free list stays sound.
-fn overtaken_pop(push: PushFn<u32>) {
-    check(move || {
+fn overtaken_pop(name: &str, push: PushFn<u32>) {
+    check(name, move || {
         let queue = Arc::new(Queue::<u32>::new());
         let mut got = VecDeque::new();
         for msg in 1..=3 {
@@ -311,7 +344,7 @@ fn overtaken_pop(push: PushFn<u32>) {
                 }
             })
         };
-        let consumer = spawn_take(&queue, Release);
+        let consumer = spawn_take(&queue, Queue::take_all);
         join_all(vec![a, b]);
         got.extend(consumer.join().unwrap());
         assert_free_list_sound(&queue);
@@ -325,7 +358,7 @@ fn overtaken_pop(push: PushFn<u32>) {
 
 #[test]
 fn an_overtaken_pop_hands_out_no_queued_slot() {
-    overtaken_pop(Queue::push);
+    overtaken_pop("an_overtaken_pop_hands_out_no_queued_slot", Queue::push);
 }
 
 /// A push whose pop does not set `POPPING` and trusts its link when the
@@ -363,38 +396,41 @@ fn push_popping_unguarded(queue: &Queue<u32>, value: u32) -> Result<bool, u32> {
 #[test]
 #[should_panic(expected = "both free and queued")]
 fn broken_unguarded_pop_is_caught() {
-    overtaken_pop(push_popping_unguarded);
+    overtaken_pop("broken_unguarded_pop_is_caught", push_popping_unguarded);
 }
 
 /// Closing hands a racing push its message back or takes it: never both,
 /// never neither (loom's leak check catches a message dropped by nobody).
 #[test]
-fn close_racing_push() {
-    loom::model(|| {
-        let queue = Arc::new(Queue::<Arc<()>>::new());
-        let msg = Arc::new(());
-        let producer = {
-            let (queue, msg) = (Arc::clone(&queue), Arc::clone(&msg));
-            thread::spawn(move || queue.push(msg).is_ok())
-        };
-        let mut taken = VecDeque::new();
-        queue.close(&mut taken);
-        let pushed = producer.join().unwrap();
-        // A push that succeeded came before the close, which took it.
-        assert_eq!(taken.len(), usize::from(pushed));
-        drop(taken);
-        assert_eq!(Arc::strong_count(&msg), 1);
-        assert!(queue.push(Arc::clone(&msg)).is_err());
-    });
+fn a_close_racing_a_push_takes_its_message_or_hands_it_back() {
+    check(
+        "a_close_racing_a_push_takes_its_message_or_hands_it_back",
+        || {
+            let queue = Arc::new(Queue::<Arc<()>>::new());
+            let msg = Arc::new(());
+            let producer = {
+                let (queue, msg) = (Arc::clone(&queue), Arc::clone(&msg));
+                thread::spawn(move || queue.push(msg).is_ok())
+            };
+            let mut taken = VecDeque::new();
+            queue.close(&mut taken);
+            let pushed = producer.join().unwrap();
+            // A push that succeeded came before the close, which took it.
+            assert_eq!(taken.len(), usize::from(pushed));
+            drop(taken);
+            assert_eq!(Arc::strong_count(&msg), 1);
+            assert!(queue.push(Arc::clone(&msg)).is_err());
+        },
+    );
 }
 
-/// `close_racing_push` with the slot published by a Relaxed
+/// `a_close_racing_a_push_takes_its_message_or_hands_it_back` with the slot published by a Relaxed
 /// compare-and-swap: the close may then take the slot's id before the chunk
 /// that holds it is visible. The model must catch that.
 #[test]
 #[should_panic(expected = "a slot in a chunk not yet visible")]
 fn broken_relaxed_publish_is_caught() {
-    loom::model(|| {
+    check("broken_relaxed_publish_is_caught", || {
         let queue = Arc::new(Queue::<Arc<()>>::new());
         let msg = Arc::new(());
         let producer = {
@@ -410,7 +446,7 @@ fn broken_relaxed_publish_is_caught() {
 
 /// How a model's consumer takes the queued chain: `Queue::take_chain`, or
 /// a broken variant below.
-type TakeFn<T> = fn(&Queue<T>) -> Option<super::Chain>;
+type ChainTakeFn<T> = fn(&Queue<T>) -> Option<super::Chain>;
 
 /// A take that swaps `head` to empty (broken: it clears the push count
 /// with the id).
@@ -434,8 +470,8 @@ fn take_restoring_a_read_count<T>(queue: &Queue<T>) -> Option<super::Chain> {
 /// while the consumer takes once with `take`. With every thread joined,
 /// the count is every push, and the count minus what the take moved out is
 /// what is still queued; after the close, too.
-fn push_count(take: TakeFn<u32>) {
-    check(move || {
+fn push_count(name: &str, take: ChainTakeFn<u32>) {
+    check(name, move || {
         let queue = Arc::new(Queue::<u32>::new());
         let a = {
             let queue = Arc::clone(&queue);
@@ -466,18 +502,24 @@ fn push_count(take: TakeFn<u32>) {
 
 #[test]
 fn the_push_count_counts_every_push() {
-    push_count(Queue::take_chain);
+    push_count("the_push_count_counts_every_push", Queue::take_chain);
 }
 
 #[test]
 #[should_panic(expected = "lost a push")]
 fn broken_take_swapping_the_count_away_is_caught() {
-    push_count(take_swapping);
+    push_count(
+        "broken_take_swapping_the_count_away_is_caught",
+        take_swapping,
+    );
 }
 
 /// Caught only where a push lands between the take's read and its swap.
 #[test]
 #[should_panic(expected = "lost a push")]
 fn broken_take_restoring_a_read_count_is_caught() {
-    push_count(take_restoring_a_read_count);
+    push_count(
+        "broken_take_restoring_a_read_count_is_caught",
+        take_restoring_a_read_count,
+    );
 }

@@ -3,10 +3,8 @@
 //! Run with
 //! `RUSTFLAGS="--cfg wakefd_loom" LOOM_MAX_PREEMPTIONS=2 cargo test --release --lib`.
 //!
-//! The fd is modelled by [`FakeFd`], an eventfd-like counter made of loom
-//! atomics: a write is a `Release` increment and a read an `Acquire` swap to
-//! zero, which is the synchronization the kernel's locks give a real fd (a
-//! read that sees a byte happens after the write that put it there).
+//! The fd is the harness's [`FakeFd`] (`loom/harness.rs`), an eventfd made
+//! of loom atomics that can also fail a write.
 
 use std::io;
 
@@ -15,54 +13,7 @@ use loom::sync::Arc;
 use loom::thread;
 
 use super::{Signal, State, PENDING};
-
-#[derive(Default)]
-struct FakeFd {
-    /// Unread wakes (an eventfd counter).
-    count: AtomicUsize,
-    /// Every write ever made, for the coalescing check.
-    writes: AtomicUsize,
-    /// Set when the fd is closed (dropped); a write after it is a bug.
-    closed: Arc<AtomicBool>,
-    /// The first write fails (as a socket write can with `ENOBUFS`).
-    fail_first: bool,
-    failed: AtomicBool,
-}
-
-impl Signal for FakeFd {
-    fn write_wake(&self) -> io::Result<()> {
-        assert!(!self.closed.load(Relaxed), "write to a closed fd");
-        if self.fail_first && !self.failed.swap(true, Relaxed) {
-            return Err(io::Error::from_raw_os_error(libc::ENOBUFS));
-        }
-        self.writes.fetch_add(1, Relaxed);
-        self.count.fetch_add(1, Release);
-        Ok(())
-    }
-
-    fn read_wakes(&self) -> io::Result<()> {
-        self.count.swap(0, Acquire);
-        Ok(())
-    }
-}
-
-impl FakeFd {
-    fn new(closed: Arc<AtomicBool>, fail_first: bool) -> FakeFd {
-        FakeFd {
-            count: AtomicUsize::new(0),
-            writes: AtomicUsize::new(0),
-            closed,
-            fail_first,
-            failed: AtomicBool::new(false),
-        }
-    }
-}
-
-impl Drop for FakeFd {
-    fn drop(&mut self) {
-        self.closed.store(true, Relaxed);
-    }
-}
+use crate::loom::harness::{check, FakeFd};
 
 /// What the loop shares with its senders: the state word, the fd, and one
 /// slot of "work" per sender, published with `Relaxed` before `notify`.
@@ -81,17 +32,6 @@ impl Default for StateCell {
     fn default() -> StateCell {
         StateCell(State::new())
     }
-}
-
-/// Runs `f` under loom and prints how many interleavings it explored.
-fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
-    let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = std::sync::Arc::clone(&runs);
-    loom::model(move || {
-        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        f();
-    });
-    eprintln!("{name}: {} interleavings", runs.load(Relaxed));
 }
 
 type DrainFn = fn(&State, &FakeFd) -> bool;
@@ -119,7 +59,7 @@ fn drain_clear_first(state: &State, fd: &FakeFd) -> bool {
 /// already showed it every sender's work: no wake was lost. And between two
 /// drains at most one wake was written.
 fn two_senders_one_drainer(name: &str, drain: DrainFn, drains: usize, edge_triggered: bool) {
-    model(name, move || {
+    check(name, move || {
         let shared = Arc::new(Shared::default());
         let senders: Vec<_> = (0..2)
             .map(|i| {
@@ -132,7 +72,7 @@ fn two_senders_one_drainer(name: &str, drain: DrainFn, drains: usize, edge_trigg
             .collect();
 
         let mut seen = [false; 2];
-        let mut drains_with_wake = 0;
+        let mut drains_with_wake = 0u64;
         for _ in 0..drains {
             if drain(&shared.state.0, &shared.fd) {
                 drains_with_wake += 1;
@@ -145,13 +85,13 @@ fn two_senders_one_drainer(name: &str, drain: DrainFn, drains: usize, edge_trigg
             sender.join().unwrap();
         }
 
-        let writes = shared.fd.writes.load(Relaxed);
+        let writes = shared.fd.writes();
         // A readiness event is still due if a write came after the last
         // consume (edge-triggered: if any write came after the last drain).
         let wake_due = if edge_triggered {
-            shared.fd.count.load(Relaxed) > 0 && writes > drains_with_wake
+            shared.fd.readable() && writes > drains_with_wake
         } else {
-            shared.fd.count.load(Relaxed) > 0
+            shared.fd.readable()
         };
         assert!(
             wake_due || seen == [true, true],
@@ -207,44 +147,45 @@ fn clear_before_read_loses_wakes() {
 /// close is known fails without writing; the fd is closed exactly once,
 /// after the last user (loom's `Arc` reports a leak or a double free).
 #[test]
-fn close_racing_notify() {
-    model("close_racing_notify", || {
-        let closed = Arc::new(AtomicBool::new(false));
-        let shared = Arc::new(Shared {
-            state: StateCell::default(),
-            fd: FakeFd::new(Arc::clone(&closed), false),
-            work: Default::default(),
-            asleep: AtomicBool::new(false),
-        });
-        let sender = {
-            let shared = Arc::clone(&shared);
-            thread::spawn(move || {
-                let first = shared.state.0.notify(&shared.fd);
-                let second = shared.state.0.notify(&shared.fd);
-                (first.map_err(|e| e.kind()), second.map_err(|e| e.kind()))
-            })
-        };
+fn a_notify_racing_the_close_writes_to_an_open_fd_or_fails() {
+    check(
+        "a_notify_racing_the_close_writes_to_an_open_fd_or_fails",
+        || {
+            let closed = Arc::new(AtomicBool::new(false));
+            let shared = Arc::new(Shared {
+                fd: FakeFd::reporting_drop_to(Arc::clone(&closed)),
+                ..Shared::default()
+            });
+            let sender = {
+                let shared = Arc::clone(&shared);
+                thread::spawn(move || {
+                    let first = shared.state.0.notify(&shared.fd);
+                    let second = shared.state.0.notify(&shared.fd);
+                    (first.map_err(|e| e.kind()), second.map_err(|e| e.kind()))
+                })
+            };
 
-        shared.state.0.close();
-        // A notify that comes after the close fails and writes nothing.
-        let err = shared.state.0.notify(&shared.fd).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
-        assert!(shared.fd.writes.load(Relaxed) <= 1);
-        drop(shared);
+            shared.state.0.close();
+            // A notify that comes after the close fails and writes nothing.
+            let err = shared.state.0.notify(&shared.fd).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
+            assert!(shared.fd.writes() <= 1);
+            drop(shared);
 
-        let (first, second) = sender.join().unwrap();
-        for result in [first, second] {
-            assert!(matches!(result, Ok(_) | Err(io::ErrorKind::BrokenPipe)));
-        }
-        // Once a notify has seen the close, the next one sees it too.
-        if first.is_err() {
-            assert_eq!(second, Err(io::ErrorKind::BrokenPipe));
-        }
-        assert!(closed.load(Relaxed), "the fd outlived its last user");
-    });
+            let (first, second) = sender.join().unwrap();
+            for result in [first, second] {
+                assert!(matches!(result, Ok(_) | Err(io::ErrorKind::BrokenPipe)));
+            }
+            // Once a notify has seen the close, the next one sees it too.
+            if first.is_err() {
+                assert_eq!(second, Err(io::ErrorKind::BrokenPipe));
+            }
+            assert!(closed.load(Relaxed), "the fd outlived its last user");
+        },
+    );
 }
 
-/// A failed write: the first wake write fails. Sender 0 and 1 publish work
+/// A failed write: the first write attempt fails. Sender 0 and 1 publish work
 /// and notify; a sender whose notify failed publishes more work and
 /// notifies again. The loop looks at the work only when `drain` says it was
 /// woken (as a real loop does). Every notify that returned `Ok` must be seen:
@@ -253,11 +194,9 @@ fn close_racing_notify() {
 /// sender's wake would then be reported as `false`).
 #[test]
 fn failed_write_swallows_no_later_wake() {
-    model("failed_write_swallows_no_later_wake", || {
-        let shared = Arc::new(Shared {
-            fd: FakeFd::new(Arc::default(), true),
-            ..Shared::default()
-        });
+    check("failed_write_swallows_no_later_wake", || {
+        let shared = Arc::new(Shared::default());
+        shared.fd.fail_next(1);
         let senders: Vec<_> = (0..2)
             .map(|i| {
                 let shared = Arc::clone(&shared);
@@ -287,7 +226,7 @@ fn failed_write_swallows_no_later_wake() {
         }
         let expected: Vec<usize> = senders.into_iter().map(|s| s.join().unwrap()).collect();
         // The loop's readiness events that are still due.
-        while shared.fd.count.load(Relaxed) > 0 {
+        while shared.fd.readable() {
             if drain(&shared.state.0, &shared.fd) {
                 look(&mut seen);
             }
@@ -312,7 +251,7 @@ fn announce(shared: &Shared) -> bool {
 /// A loop blocked with nothing left in the fd must have seen all the work.
 /// While it is awake a notify writes nothing.
 fn sleep_aware(name: &str, announce: Announce, notify: NotifyFn, spins: usize) {
-    model(name, move || {
+    check(name, move || {
         let shared = Arc::new(Shared::default());
         shared.state.0.announce_awake();
         let done = Arc::new(AtomicUsize::new(0));
@@ -338,10 +277,10 @@ fn sleep_aware(name: &str, announce: Announce, notify: NotifyFn, spins: usize) {
             if !spun && announce(&shared) {
                 // Block until the fd is readable.
                 loop {
-                    if shared.fd.count.load(Acquire) > 0 {
+                    if shared.fd.readable() {
                         break;
                     }
-                    if done.load(Acquire) == 2 && shared.fd.count.load(Acquire) == 0 {
+                    if done.load(Acquire) == 2 && !shared.fd.readable() {
                         blocked_forever = true;
                         break;
                     }
@@ -396,7 +335,7 @@ fn spinning_loop_loses_no_wake() {
 /// writes nothing.
 #[test]
 fn notify_to_an_awake_loop_writes_nothing() {
-    model("notify_to_an_awake_loop_writes_nothing", || {
+    check("notify_to_an_awake_loop_writes_nothing", || {
         let shared = Arc::new(Shared::default());
         shared.state.0.announce_awake();
         let sender = {
@@ -404,7 +343,7 @@ fn notify_to_an_awake_loop_writes_nothing() {
             thread::spawn(move || notify(&shared))
         };
         sender.join().unwrap();
-        assert_eq!(shared.fd.writes.load(Relaxed), 0);
+        assert_eq!(shared.fd.writes(), 0);
         assert!(
             !shared.state.0.announce_sleep(),
             "the pending wake must stop the sleep"
@@ -465,30 +404,6 @@ fn separate_sleep_flag_loses_wakes() {
 // Failed writes racing a drain.
 // ---------------------------------------------------------------------------
 
-/// A fake fd whose write attempts number 0 and 2 fail (as a socket write can
-/// with `ENOBUFS`), every other one succeeds.
-#[derive(Default)]
-struct FlakyFd {
-    count: AtomicUsize,
-    attempts: AtomicUsize,
-}
-
-impl Signal for FlakyFd {
-    fn write_wake(&self) -> io::Result<()> {
-        let n = self.attempts.fetch_add(1, Relaxed);
-        if n == 0 || n == 2 {
-            return Err(io::Error::from_raw_os_error(libc::ENOBUFS));
-        }
-        self.count.fetch_add(1, Release);
-        Ok(())
-    }
-
-    fn read_wakes(&self) -> io::Result<()> {
-        self.count.swap(0, Acquire);
-        Ok(())
-    }
-}
-
 /// Only the drain clears `FAILED`, never a sender after its successful
 /// retry write: if the loop drains between that write and such a clear,
 /// and another sender's write then fails (setting `FAILED` anew), a late
@@ -503,21 +418,23 @@ impl Signal for FlakyFd {
 /// sender B:        notify again -> must write, and its work must be seen.
 #[test]
 fn a_failed_write_racing_a_drain_swallows_no_later_notify() {
-    model(
+    check(
         "a_failed_write_racing_a_drain_swallows_no_later_notify",
         || {
             struct S {
                 state: State,
-                fd: FlakyFd,
+                fd: FakeFd,
                 work: [AtomicUsize; 2],
                 seen: [AtomicUsize; 2],
             }
             let s = Arc::new(S {
                 state: State::new(),
-                fd: FlakyFd::default(),
+                fd: FakeFd::new(),
                 work: Default::default(),
                 seen: Default::default(),
             });
+            // Write attempts 0 and 2 fail, every other one succeeds.
+            s.fd.fail_plan(0b101);
             let look = |s: &S| {
                 for i in 0..2 {
                     if s.work[i].load(Relaxed) == 1 {
@@ -554,7 +471,7 @@ fn a_failed_write_racing_a_drain_swallows_no_later_notify() {
             b.join().unwrap();
             lp.join().unwrap();
             // The loop's readiness events still due.
-            while s.fd.count.load(Acquire) > 0 {
+            while s.fd.readable() {
                 s.state.drain(&s.fd, true).unwrap();
                 look(&s);
             }

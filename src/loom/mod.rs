@@ -4,7 +4,11 @@
 //!
 //! Everything the coalescing protocol (`state.rs`) and the Mailbox's queue
 //! (`mailbox/queue.rs`) touch comes through here, so the loom build checks the
-//! same code that ships.
+//! same code that ships. The models themselves share one fake fd and one
+//! runner (`loom/harness.rs`).
+
+#[cfg(all(test, wakefd_loom))]
+pub(crate) mod harness;
 
 #[cfg(wakefd_loom)]
 pub(crate) use loom::sync::atomic::{
