@@ -10,6 +10,8 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::thread;
 use std::time::Duration;
 
+mod util;
+
 #[path = "../examples/echo_server.rs"]
 #[allow(dead_code)] // its `main`
 mod example;
@@ -95,19 +97,7 @@ fn example_echo_server_answers_in_order_through_its_mailbox_and_closes_after_hal
     let clients: Vec<_> = (0..8)
         .map(|id| thread::spawn(move || client(addr, id)))
         .collect();
-    let errors: Vec<String> = clients
-        .into_iter()
-        .filter_map(|c| match c.join() {
-            Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(e.to_string()),
-            Err(_) => Some("client panicked".into()),
-        })
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "{} clients failed: {errors:?}",
-        errors.len()
-    );
+    util::join_clients(clients);
     assert!(
         !server.is_finished(),
         "the server returned: {:?}",

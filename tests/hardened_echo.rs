@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use socket2::SockRef;
 
+mod util;
+
 #[path = "../examples/common/echo/mod.rs"]
 mod echo;
 
@@ -107,19 +109,7 @@ fn run_clients(addr: SocketAddr, first_id: usize, clients: usize, rounds: usize,
             })
         })
         .collect();
-    let errors: Vec<String> = handles
-        .into_iter()
-        .filter_map(|h| match h.join() {
-            Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(e.to_string()),
-            Err(_) => Some("client panicked".into()),
-        })
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "{} clients failed: {errors:?}",
-        errors.len()
-    );
+    util::join_clients(handles);
 }
 
 #[test]

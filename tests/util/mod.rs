@@ -307,3 +307,21 @@ impl Drop for NofileLimit {
         }
     }
 }
+
+/// Joins every client thread and fails the test with the errors of those
+/// that failed or panicked.
+pub fn join_clients(clients: Vec<std::thread::JoinHandle<io::Result<()>>>) {
+    let errors: Vec<String> = clients
+        .into_iter()
+        .filter_map(|c| match c.join() {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(_) => Some("client panicked".into()),
+        })
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{} clients failed: {errors:?}",
+        errors.len()
+    );
+}
