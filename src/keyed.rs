@@ -26,8 +26,6 @@ use crate::loom::{
     Ordering::{Acquire, Release},
 };
 use crate::{sys, Awake, Backend, Stats};
-#[cfg(all(test, wakefd_loom))]
-use bitmap::W;
 use bitmap::{Bitmap, Cursor};
 #[cfg(doc)]
 use {

@@ -65,12 +65,8 @@ use capacity::Capacity;
 pub use error::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
-#[cfg(all(test, wakefd_loom))]
-use lanes::Lane;
 use lanes::Taken;
 pub use sender::Sender;
-#[cfg(all(test, wakefd_loom))]
-use wake::{disconnect_with, send_with, Bell};
 use wake::{leftovers_with, refill_with, ring_twice, try_recv_with, Local, Shared};
 
 /// The loop's end of a multi-producer queue: a [`Notifier`] that becomes

@@ -14,7 +14,7 @@ use loom::sync::atomic::{AtomicUsize, Ordering::*};
 use loom::sync::Arc;
 use loom::thread;
 
-use super::{Bitmap, Cursor};
+use super::bitmap::{Bitmap, Cursor, W};
 use crate::loom::harness::{check, FakeFd};
 use crate::state::State;
 
@@ -58,11 +58,11 @@ fn walk_clear_summary_after_read(bits: &Bitmap, yield_key: &mut dyn FnMut(usize)
         let groups = summary.load(Acquire);
         let mut rest = groups;
         while rest != 0 {
-            let w = group * super::W + rest.trailing_zeros() as usize;
+            let w = group * W + rest.trailing_zeros() as usize;
             rest &= rest - 1;
             let mut keys = bits.words[w].swap(0, AcqRel);
             while keys != 0 {
-                yield_key(w * super::W + keys.trailing_zeros() as usize);
+                yield_key(w * W + keys.trailing_zeros() as usize);
                 keys &= keys - 1;
             }
         }
@@ -194,8 +194,8 @@ fn keys_in_one_word_are_each_yielded_once_past_two_racing_drains() {
 fn keys_in_two_words_are_each_yielded_once_past_two_racing_drains() {
     senders_and_drainer(
         "keys_in_two_words_are_each_yielded_once_past_two_racing_drains",
-        super::W + 1,
-        [0, super::W],
+        W + 1,
+        [0, W],
         Loop::Drains(2, walk),
     );
 }

@@ -16,10 +16,11 @@ use loom::sync::atomic::{AtomicUsize, Ordering::*};
 use loom::sync::Arc;
 use loom::thread;
 
-use super::{
-    disconnect_with, leftovers_with, refill_with, send_with, try_recv_with, Bell, Lane, Local,
-    SendError, Shared, TryRecvError,
+use super::lanes::Lane;
+use super::wake::{
+    disconnect_with, leftovers_with, refill_with, send_with, try_recv_with, Bell, Local, Shared,
 };
+use super::{SendError, TryRecvError};
 use crate::loom::harness::{check, FakeFd};
 use crate::state::State;
 
