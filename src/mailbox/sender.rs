@@ -109,8 +109,15 @@ impl<T> Sender<T> {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn send(&self, msg: T) -> Result<(), SendError<T>> {
-        self.send_until(msg, None)
-            .map_err(|e| SendError(e.into_inner()))
+        if self.handle.inherited() {
+            return Err(SendError(msg));
+        }
+        match &self.shared.capacity {
+            None => self.push(msg),
+            Some(capacity) => self
+                .send_bounded(capacity, msg, None)
+                .map_err(|e| SendError(e.into_inner())),
+        }
     }
 
     /// Queues `msg` if there is room now: on a bounded mailbox that is full,
@@ -246,9 +253,21 @@ impl<T> Sender<T> {
         if self.handle.inherited() {
             return Err(SendTimeoutError::Disconnected(msg));
         }
-        let Some(capacity) = &self.shared.capacity else {
-            return self.push(msg).map_err(Into::into);
-        };
+        match &self.shared.capacity {
+            None => self.push(msg).map_err(Into::into),
+            Some(capacity) => self.send_bounded(capacity, msg, deadline),
+        }
+    }
+
+    /// A bounded mailbox's send: waits for room until `deadline` (`None`:
+    /// none). Out of line, so that an unbounded send stays small.
+    #[inline(never)]
+    fn send_bounded(
+        &self,
+        capacity: &Capacity,
+        msg: T,
+        deadline: Option<Instant>,
+    ) -> Result<(), SendTimeoutError<T>> {
         loop {
             match capacity.try_reserve() {
                 Ok(()) => return self.push_reserved(capacity, msg).map_err(Into::into),
