@@ -32,43 +32,25 @@ fn main() {
             }
             let t = Duration::from_secs(5);
             let rate = |took: Duration| msgs as f64 / took.as_secs_f64() / 1e6;
-            let runners: [(&str, Box<dyn Fn() -> (f64, u64)>); 4] = [
-                (
-                    "old, own lanes",
-                    Box::new(move || {
-                        let r = o::Contender::Wakefd
-                            .run(producers, msgs, t, po)
-                            .expect("old");
-                        (rate(r.took), r.loop_wakes)
-                    }),
-                ),
-                (
-                    "new, own lanes",
-                    Box::new(move || {
-                        let r = n::Contender::Wakefd
-                            .run(producers, msgs, t, pn)
-                            .expect("new");
-                        (rate(r.took), r.loop_wakes)
-                    }),
-                ),
-                (
-                    "old, common lane",
-                    Box::new(move || {
-                        let r = o::Contender::WakefdCommonLane
-                            .run(producers, msgs, t, po)
-                            .expect("old");
-                        (rate(r.took), r.loop_wakes)
-                    }),
-                ),
-                (
-                    "new, common lane",
-                    Box::new(move || {
-                        let r = n::Contender::WakefdCommonLane
-                            .run(producers, msgs, t, pn)
-                            .expect("new");
-                        (rate(r.took), r.loop_wakes)
-                    }),
-                ),
+            // One contender of one side: its rate and the loop's wakes.
+            macro_rules! runner {
+                ($label:literal, $side:ident, $contender:ident, $placement:expr) => {
+                    (
+                        $label,
+                        Box::new(move || {
+                            let r = $side::Contender::$contender
+                                .run(producers, msgs, t, $placement)
+                                .expect($label);
+                            (rate(r.took), r.loop_wakes)
+                        }) as Box<dyn Fn() -> (f64, u64)>,
+                    )
+                };
+            }
+            let runners = [
+                runner!("old, own lanes", o, Wakefd, po),
+                runner!("new, own lanes", n, Wakefd, pn),
+                runner!("old, common lane", o, WakefdCommonLane, po),
+                runner!("new, common lane", n, WakefdCommonLane, pn),
             ];
             let mut got = vec![Vec::new(); runners.len()];
             for round in 0..rounds {
