@@ -24,8 +24,11 @@ use crate::{KeyedWaker, Waker};
 /// A wakefd waker that a `std::task::Waker` can carry: one pointer that
 /// owns a reference.
 trait Raw: Clone {
-    /// The table for `std::task::Waker`s that carry this type.
-    const VTABLE: &'static RawWakerVTable;
+    /// The table for `std::task::Waker`s that carry this type: a `static`,
+    /// so that every `std::task::Waker` made from this type has the same
+    /// table address (`will_wake` compares it; a `const` table may be
+    /// duplicated per codegen unit).
+    fn vtable() -> &'static RawWakerVTable;
 
     /// The pointer, owning this value's reference.
     fn into_raw(self) -> *const ();
@@ -43,12 +46,15 @@ trait Raw: Clone {
 }
 
 impl Raw for Waker {
-    const VTABLE: &'static RawWakerVTable = &RawWakerVTable::new(
-        clone::<Waker>,
-        wake::<Waker>,
-        wake_by_ref::<Waker>,
-        drop_waker::<Waker>,
-    );
+    fn vtable() -> &'static RawWakerVTable {
+        static VTABLE: RawWakerVTable = RawWakerVTable::new(
+            clone::<Waker>,
+            wake::<Waker>,
+            wake_by_ref::<Waker>,
+            drop_waker::<Waker>,
+        );
+        &VTABLE
+    }
 
     fn into_raw(self) -> *const () {
         self.into_handle().into_raw()
@@ -67,12 +73,15 @@ impl Raw for Waker {
 }
 
 impl Raw for KeyedWaker {
-    const VTABLE: &'static RawWakerVTable = &RawWakerVTable::new(
-        clone::<KeyedWaker>,
-        wake::<KeyedWaker>,
-        wake_by_ref::<KeyedWaker>,
-        drop_waker::<KeyedWaker>,
-    );
+    fn vtable() -> &'static RawWakerVTable {
+        static VTABLE: RawWakerVTable = RawWakerVTable::new(
+            clone::<KeyedWaker>,
+            wake::<KeyedWaker>,
+            wake_by_ref::<KeyedWaker>,
+            drop_waker::<KeyedWaker>,
+        );
+        &VTABLE
+    }
 
     fn into_raw(self) -> *const () {
         KeyedWaker::into_raw(self)
@@ -90,8 +99,8 @@ impl Raw for KeyedWaker {
 
 /// The `std::task::Waker` that owns `waker`'s reference.
 fn into_task_waker<T: Raw>(waker: T) -> std::task::Waker {
-    let raw = RawWaker::new(waker.into_raw(), T::VTABLE);
-    // SAFETY: the functions of `T::VTABLE` keep `RawWaker`'s contract: the
+    let raw = RawWaker::new(waker.into_raw(), T::vtable());
+    // SAFETY: the functions of `T::vtable()` keep `RawWaker`'s contract: the
     // data pointer owns one reference of a `T`, and `T` is `Send + Sync`
     // (a `Waker` or `KeyedWaker`), so the functions may run on any thread;
     // `clone` takes a reference of its own for the new `RawWaker`, `wake`
@@ -106,7 +115,7 @@ unsafe fn clone<T: Raw>(ptr: *const ()) -> RawWaker {
     // table); `ManuallyDrop` leaves it owned by the `RawWaker` we were
     // called for.
     let waker = ManuallyDrop::new(unsafe { T::from_raw(ptr) });
-    RawWaker::new(T::clone(&waker).into_raw(), T::VTABLE)
+    RawWaker::new(T::clone(&waker).into_raw(), T::vtable())
 }
 
 /// `RawWakerVTable::wake`: notifies, then releases the reference.
