@@ -238,6 +238,7 @@ impl Engine {
     }
 
     /// Whether this is a forked child's copy (no error built).
+    #[inline]
     pub(crate) fn inherited(&self) -> bool {
         fork::inherited(self.inner.generation)
     }
@@ -595,6 +596,7 @@ impl Handle {
     }
 
     /// Whether this is a forked child's copy (no error built).
+    #[inline]
     pub(crate) fn inherited(&self) -> bool {
         fork::inherited(self.0.generation)
     }

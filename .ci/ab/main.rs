@@ -26,6 +26,12 @@ fn main() {
     ];
     for producers in [1, 4] {
         for (pn, po, name) in placements {
+            // `AB_ONLY=4->1/loop-alone` (any part of it) picks cases.
+            if let Ok(only) = std::env::var("AB_ONLY") {
+                if !format!("{producers}->1/{name}").contains(&only) {
+                    continue;
+                }
+            }
             if !pn.available() {
                 println!("{producers}->1 {name}: not available here");
                 continue;
@@ -51,14 +57,16 @@ fn main() {
                 runner!("new, own lanes", n, Wakefd, pn),
                 runner!("old, common lane", o, WakefdCommonLane, po),
                 runner!("new, common lane", n, WakefdCommonLane, pn),
+                runner!("old, sleep-aware", o, WakefdSleepAware, po),
+                runner!("new, sleep-aware", n, WakefdSleepAware, pn),
             ];
             let mut got = vec![Vec::new(); runners.len()];
             for round in 0..rounds {
                 // Old first in even rounds, new first in odd ones.
-                let order: [usize; 4] = if round % 2 == 0 {
-                    [0, 1, 2, 3]
+                let order: [usize; 6] = if round % 2 == 0 {
+                    [0, 1, 2, 3, 4, 5]
                 } else {
-                    [1, 0, 3, 2]
+                    [1, 0, 3, 2, 5, 4]
                 };
                 for k in order {
                     got[k].push(runners[k].1());
@@ -74,7 +82,11 @@ fn main() {
                     quartiles(&wakes).0
                 );
             }
-            for (new, old, label) in [(1, 0, "own lanes"), (3, 2, "common lane")] {
+            for (new, old, label) in [
+                (1, 0, "own lanes"),
+                (3, 2, "common lane"),
+                (5, 4, "sleep-aware"),
+            ] {
                 let ratios: Vec<f64> = got[new]
                     .iter()
                     .zip(&got[old])

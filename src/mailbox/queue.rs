@@ -259,13 +259,13 @@ impl<T> Queue<T> {
         if self.head.load(Relaxed) & CLOSED != 0 {
             return Err(value);
         }
-        self.push_into(self.alloc(), value)
+        let (id, slot) = self.alloc();
+        self.push_into(id, slot, value)
     }
 
-    /// Writes `value` into slot `id`, which the caller took (`alloc`), and
-    /// pushes the slot.
-    fn push_into(&self, id: u32, value: T) -> Result<bool, T> {
-        let slot = self.slot(id);
+    /// Writes `value` into slot `id` (`slot`), which the caller took
+    /// (`alloc`), and pushes the slot.
+    fn push_into(&self, id: u32, slot: &Slot<T>, value: T) -> Result<bool, T> {
         // SAFETY: the slot is ours from `alloc` until the push below.
         slot.value.with_mut(|p| unsafe { (*p).write(value) });
         let mut top = self.head.load(Relaxed);
@@ -389,20 +389,16 @@ impl<T> Queue<T> {
     /// there is neither. While another sender pops, takes a fresh slot if
     /// one is left, and otherwise waits for that pop (a few instructions)
     /// to end: the queue never grows because two senders popped at once.
-    fn alloc(&self) -> u32 {
+    fn alloc(&self) -> (u32, &Slot<T>) {
         let mut backoff = Backoff::new();
         loop {
-            match self.try_pop_free() {
-                Pop::Slot(id) => return id,
-                Pop::Busy => {}
-                Pop::Empty => {
-                    if let Some(id) = self.try_take_fresh().or_else(|| self.grow()) {
-                        return id;
-                    }
-                }
-            }
-            if let Some(id) = self.try_take_fresh() {
-                return id;
+            let id = match self.try_pop_free() {
+                Ok(popped) => return popped,
+                Err(Pop::Busy) => None,
+                Err(Pop::Empty) => self.try_take_fresh().or_else(|| self.grow()),
+            };
+            if let Some(id) = id.or_else(|| self.try_take_fresh()) {
+                return (id, self.slot(id));
             }
             backoff.snooze();
         }
@@ -437,9 +433,9 @@ impl<T> Queue<T> {
         // Another sender may have grown the queue while we waited, or the
         // consumer freed slots.
         match self.try_pop_free() {
-            Pop::Slot(id) => return Some(id),
-            Pop::Busy => return None,
-            Pop::Empty => {}
+            Ok((id, _)) => return Some(id),
+            Err(Pop::Busy) => return None,
+            Err(Pop::Empty) => {}
         }
         if let Some(id) = self.try_take_fresh() {
             return Some(id);
@@ -492,11 +488,9 @@ impl<T> Queue<T> {
     /// Pops a free slot, if there is one that is not the last (that one
     /// stays, for the consumer to append after). `Empty` may also come from
     /// a consumer appending at the moment the list is down to its last.
-    fn try_pop_free(&self) -> Pop {
-        match self.begin_pop() {
-            Ok(id) => self.end_pop(id),
-            Err(pop) => pop,
-        }
+    /// The slot's id and the slot.
+    fn try_pop_free(&self) -> Result<(u32, &Slot<T>), Pop> {
+        self.end_pop(self.begin_pop()?)
     }
 
     /// A pop's first step: sets `POPPING` over the front `id`, which then
@@ -530,29 +524,28 @@ impl<T> Queue<T> {
     /// takes `id` off the front if it has a successor, and clears
     /// `POPPING`. No other sender popped meanwhile, however long this one
     /// stalled, so the link read here is the one in the list now.
-    fn end_pop(&self, id: u32) -> Pop {
+    fn end_pop(&self, id: u32) -> Result<(u32, &Slot<T>), Pop> {
+        let slot = self.slot(id);
         // The front's link: the consumer's (its reversal of the chain that
         // held `id`, or its append after `id` when `id` is the last).
         // Acquire: pairs with the consumer's Release append when `id` is
         // the last.
-        let next = self.slot(id).next.load(Acquire);
+        let next = slot.next.load(Acquire);
         // Release, both: the next pop's Acquire (`begin_pop`) then sees what
         // this one acquired.
         if next == NIL {
             // The last free slot: it stays.
             self.alloc.free.store(id as u64, Release);
-            return Pop::Empty;
+            return Err(Pop::Empty);
         }
         self.alloc.free.store(next as u64, Release);
-        Pop::Slot(id)
+        Ok((id, slot))
     }
 }
 
-/// What `try_pop_free` found.
+/// Why `try_pop_free` found no slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Pop {
-    /// A slot, now the caller's.
-    Slot(u32),
     /// No free slot but the last one (or no free list yet).
     Empty,
     /// Another sender is popping.
@@ -596,10 +589,7 @@ impl<T> Queue<T> {
 
     /// The stalled pop's end.
     fn finish_pop(&self, stalled: Result<u32, Pop>) -> Option<u32> {
-        match self.end_pop(stalled.ok()?) {
-            Pop::Slot(id) => Some(id),
-            _ => None,
-        }
+        self.end_pop(stalled.ok()?).ok().map(|(id, _)| id)
     }
 }
 
@@ -640,7 +630,7 @@ mod tests {
         // that the front is the stalled pop's slot again.
         queue.push(5).unwrap();
         queue.take_all(&mut got);
-        let held = queue.alloc();
+        let (held, _) = queue.alloc();
         for msg in 6..9 {
             queue.push(msg).unwrap();
         }
@@ -650,8 +640,8 @@ mod tests {
         busy.push(held);
         let mine = queue.finish_pop(stalled);
         let mut handed_out: Vec<u32> = mine.into_iter().collect();
-        handed_out.push(queue.alloc());
-        handed_out.push(queue.alloc());
+        handed_out.push(queue.alloc().0);
+        handed_out.push(queue.alloc().0);
         for id in handed_out {
             assert!(
                 !busy.contains(&id),

@@ -28,8 +28,7 @@ fn push_relaxed<T>(queue: &Queue<T>, value: T) -> Result<bool, T> {
     if queue.head.load(Relaxed) & CLOSED != 0 {
         return Err(value);
     }
-    let id = queue.alloc();
-    let slot = queue.slot(id);
+    let (id, slot) = queue.alloc();
     // SAFETY: the slot is ours from `alloc` until the push below.
     slot.value.with_mut(|p| unsafe { (*p).write(value) });
     let mut top = queue.head.load(Relaxed);
@@ -389,8 +388,8 @@ fn push_popping_unguarded(queue: &Queue<u32>, value: u32) -> Result<bool, u32> {
             Err(actual) => cur = actual,
         }
     };
-    let id = popped.unwrap_or_else(|| queue.alloc());
-    queue.push_into(id, value)
+    let (id, slot) = popped.map_or_else(|| queue.alloc(), |id| (id, queue.slot(id)));
+    queue.push_into(id, slot, value)
 }
 
 #[test]
