@@ -57,6 +57,7 @@ use crate::{Notifier, Waker};
 mod capacity;
 mod error;
 mod lanes;
+mod prefetch;
 mod queue;
 mod sender;
 mod wake;
