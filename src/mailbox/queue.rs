@@ -120,6 +120,9 @@ const BASE: usize = 1;
 /// As many chunks as 32-bit ids can name (the last id of chunk 26 is
 /// 32 * (2^27 - 1) < 2^32).
 const CHUNKS: usize = 27;
+/// `chunks`' length: every 5-bit chunk number, so that a lookup needs no
+/// bounds check (the ones from `CHUNKS` on stay null).
+const CHUNK_NUMBERS: usize = 32;
 
 /// No slot.
 const NIL: u32 = 0;
@@ -160,10 +163,12 @@ pub(crate) struct Queue<T> {
     /// The last slot of the free list (`NIL` before the first release):
     /// the consumer's alone, so on a line of its own.
     tail: Line<AtomicU32>,
-    /// Chunk `k`, or null before it is allocated. Set once, under `grow`;
-    /// read on every slot access, so kept off the lines that are written
-    /// per message (it may share a line with `grow`, which is cold).
-    chunks: [AtomicPtr<Slot<T>>; CHUNKS],
+    /// Chunk `k`'s address less `first_id(k)` slots, so that slot `id` of
+    /// it is at `chunks[k] + id` (`slot`); null before the chunk is
+    /// allocated. Set once, under `grow`; read on every slot access, so
+    /// kept off the lines that are written per message (it may share a line
+    /// with `grow`, which is cold).
+    chunks: [AtomicPtr<Slot<T>>; CHUNK_NUMBERS],
     /// Serializes allocation: how many chunks exist.
     grow: Mutex<usize>,
 }
@@ -203,12 +208,18 @@ unsafe impl<T: Send> Send for Queue<T> {}
 // operations of the protocol.
 unsafe impl<T: Send> Sync for Queue<T> {}
 
-/// Which chunk holds slot `id`, and where in it.
-fn locate(id: u32) -> (usize, usize) {
-    let index = id as usize - 1;
-    // Chunk k starts at BASE * (2^k - 1).
-    let k = (usize::BITS - 1 - (index / BASE + 1).leading_zeros()) as usize;
-    (k, index - BASE * ((1 << k) - 1))
+/// The first id of chunk `k` (ids count from 1).
+const fn first_id(k: usize) -> usize {
+    BASE * ((1 << k) - 1) + 1
+}
+
+/// Which chunk holds slot `id` (not `NIL`): `k` such that `first_id(k) <=
+/// id < first_id(k + 1)`, that is `2^k <= ceil(id / BASE) < 2^(k + 1)`.
+/// The `| 1` changes nothing for an id (the quotient is at least 1) and
+/// spares `ilog2` its check for zero.
+#[inline]
+fn chunk_of(id: u32) -> usize {
+    ((id as usize).div_ceil(BASE) | 1).ilog2() as usize % CHUNK_NUMBERS
 }
 
 impl<T> Queue<T> {
@@ -236,19 +247,19 @@ impl<T> Queue<T> {
     };
 
     fn slot(&self, id: u32) -> &Slot<T> {
-        let (k, offset) = locate(id);
         // Acquire: pairs with the Release store that published the chunk.
-        let chunk = self.chunks[k].load(Acquire);
+        let base = self.chunks[chunk_of(id)].load(Acquire);
         // Loom runs in release: a model that breaks the orderings gets an
         // assertion here, not a wild pointer.
         #[cfg(wakefd_loom)]
-        assert!(!chunk.is_null(), "a slot in a chunk not yet visible");
-        debug_assert!(!chunk.is_null());
+        assert!(!base.is_null(), "a slot in a chunk not yet visible");
+        debug_assert!(!base.is_null());
         // SAFETY: an id is handed out only after its chunk was published
-        // (the store above happened before any id in it could be seen), the
-        // chunk has `BASE << k` slots and `offset` is below that, and chunks
+        // (the store above happened before any id in it could be seen);
+        // `base + id` is slot `id - first_id(k)` of chunk `k`, which has
+        // `BASE << k` slots, so it is in the chunk (`chunk_of`), and chunks
         // are freed only when the queue is dropped.
-        unsafe { &*chunk.add(offset) }
+        unsafe { &*base.wrapping_add(id as usize) }
     }
 
     /// Whether nothing is queued (a hint for the loop: a push may land at
@@ -458,7 +469,7 @@ impl<T> Queue<T> {
         let k = *chunks;
         assert!(k < CHUNKS, "wakefd Mailbox: more than 2^32 messages queued");
         let len = BASE << k;
-        let first = (BASE * ((1 << k) - 1) + 1) as u32;
+        let first = first_id(k) as u32;
         let slots: Box<[Slot<T>]> = (0..len)
             .map(|_| Slot {
                 next: AtomicU32::new(NIL),
@@ -467,7 +478,8 @@ impl<T> Queue<T> {
             .collect();
         // Release: the slots' initialization happens before any use of an
         // id in this chunk (see `slot`).
-        self.chunks[k].store(Box::into_raw(slots).cast(), Release);
+        let chunk: *mut Slot<T> = Box::into_raw(slots).cast();
+        self.chunks[k].store(chunk.wrapping_sub(first as usize), Release);
         *chunks = k + 1;
         // The rest, before unlocking, so that a sender waiting for the lock
         // finds them instead of growing again. Release: pairs with the
@@ -578,7 +590,7 @@ impl<T> Drop for Queue<T> {
         // thread of the parent may have held it at the fork).
         let count = *self.grow.get_mut().unwrap_or_else(|e| e.into_inner());
         for (k, chunk) in self.chunks.iter().enumerate().take(count) {
-            let ptr = chunk.load(Acquire);
+            let ptr = chunk.load(Acquire).wrapping_add(first_id(k));
             // SAFETY: chunk k was made by `Box<[Slot<T>]>::into_raw` with
             // `BASE << k` slots and is freed only here, once. Its values are
             // `MaybeUninit`, so no message is dropped twice.
@@ -624,6 +636,47 @@ mod tests {
             id = queue.slot(id).next.load(Relaxed);
         }
         ids
+    }
+
+    #[test]
+    fn every_id_is_found_in_its_chunk() {
+        // Both ends of every chunk, the last one included: the id of a
+        // slot and its chunk's first id give its place in the chunk.
+        for k in 0..CHUNKS {
+            let (first, last) = (first_id(k), first_id(k + 1) - 1);
+            assert_eq!(last - first + 1, BASE << k);
+            for id in [first, first + 1, last - 1, last] {
+                assert_eq!(chunk_of(u32::try_from(id).unwrap()), k, "id {id}");
+            }
+        }
+        assert!(first_id(CHUNKS) - 1 <= u32::MAX as usize);
+        // Every id of the first chunks, one by one.
+        let mut k = 0;
+        for id in 1..first_id(8) {
+            if id == first_id(k + 1) {
+                k += 1;
+            }
+            assert_eq!(chunk_of(id as u32), k, "id {id}");
+        }
+    }
+
+    #[test]
+    fn slots_of_every_chunk_are_distinct_and_in_place() {
+        // Enough messages for five chunks; each slot holds its message, and
+        // no two ids share a slot.
+        let queue = Queue::<usize>::new();
+        let n = first_id(5) - 1;
+        for i in 0..n {
+            queue.push(i).unwrap();
+        }
+        let mut seen = std::collections::HashSet::new();
+        for id in queued(&queue) {
+            assert!(seen.insert(queue.slot(id) as *const Slot<usize>), "id {id}");
+        }
+        assert_eq!(seen.len(), n);
+        let mut out = VecDeque::new();
+        assert_eq!(queue.take_all(&mut out), n);
+        assert!(out.into_iter().eq(0..n));
     }
 
     /// A sender stalled in the middle of a pop, while the others pop until
