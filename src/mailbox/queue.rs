@@ -415,7 +415,18 @@ impl<T> Queue<T> {
     /// there is neither. While another sender pops, takes a fresh slot if
     /// one is left, and otherwise waits for that pop (a few instructions)
     /// to end: the queue never grows because two senders popped at once.
+    #[inline]
     fn alloc(&self) -> (u32, &Slot<T>) {
+        match self.try_pop_free() {
+            Ok(popped) => popped,
+            Err(_) => self.alloc_slow(),
+        }
+    }
+
+    /// `alloc` when the free list has no slot to pop now.
+    #[cold]
+    #[inline(never)]
+    fn alloc_slow(&self) -> (u32, &Slot<T>) {
         let mut backoff = Backoff::new();
         loop {
             let id = match self.try_pop_free() {
