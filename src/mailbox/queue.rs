@@ -419,25 +419,30 @@ impl<T> Queue<T> {
     fn alloc(&self) -> (u32, &Slot<T>) {
         match self.try_pop_free() {
             Ok(popped) => popped,
-            Err(_) => self.alloc_slow(),
+            Err(why) => self.alloc_slow(why),
         }
     }
 
-    /// `alloc` when the free list has no slot to pop now.
+    /// `alloc` after a pop that found no slot (`why`): the same steps as
+    /// the fast path's, continued, out of line so that the fast path saves
+    /// fewer registers.
     #[cold]
     #[inline(never)]
-    fn alloc_slow(&self) -> (u32, &Slot<T>) {
+    fn alloc_slow(&self, mut why: Pop) -> (u32, &Slot<T>) {
         let mut backoff = Backoff::new();
         loop {
-            let id = match self.try_pop_free() {
-                Ok(popped) => return popped,
-                Err(Pop::Busy) => None,
-                Err(Pop::Empty) => self.try_take_fresh().or_else(|| self.grow()),
+            let id = match why {
+                Pop::Busy => None,
+                Pop::Empty => self.try_take_fresh().or_else(|| self.grow()),
             };
             if let Some(id) = id.or_else(|| self.try_take_fresh()) {
                 return (id, self.slot(id));
             }
             backoff.snooze();
+            match self.try_pop_free() {
+                Ok(popped) => return popped,
+                Err(again) => why = again,
+            }
         }
     }
 
