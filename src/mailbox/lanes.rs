@@ -230,6 +230,7 @@ impl<T> Lanes<T> {
     /// Queues `value` in `lane`. `Ok(true)` if the mailbox was empty before
     /// it (this send listed its lane onto an empty `ready`), `Err` with the
     /// value if the Mailbox is gone.
+    #[inline]
     pub(crate) fn push(&self, lane: &Arc<Lane<T>>, value: T) -> Result<bool, T> {
         if !lane.queue.push(value)? {
             return Ok(false);

@@ -277,6 +277,7 @@ impl<T> Queue<T> {
 
     /// Queues `value`. `Ok(true)` if the queue was empty before it, `Err`
     /// with the value if the queue is closed.
+    #[inline]
     pub(crate) fn push(&self, value: T) -> Result<bool, T> {
         if self.head.load(Relaxed) & CLOSED != 0 {
             return Err(value);
