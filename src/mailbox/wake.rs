@@ -166,8 +166,9 @@ impl<T> Local<T> {
 
 /// A sender's half: push, and wake the loop if the queue was empty (or a
 /// wake failed before). `wake` is `Waker::notify`. Inlined, with the
-/// pushes below it, into `Sender::send`, its one caller: a send then makes
-/// no call on its path but the wake.
+/// pushes below it, into `Sender::push`, its one caller (every send, try or
+/// timed, goes through it): a send then makes no call on its path but the
+/// wake.
 #[inline(always)]
 pub(crate) fn send_with<T>(
     shared: &Shared<T>,
