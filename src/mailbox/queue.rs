@@ -96,8 +96,11 @@
 //! the same stall by hand (`a_pop_stalled_for_2_32_pops_...`). The models
 //! also fail with the stores that end a pop Relaxed (the next pop's write
 //! into a slot then races the consumer's move out of it: the reuse models
-//! and the overtaken pop's), and with a sender that takes a set `POPPING`
-//! for an empty list (it grows the queue: the racing pops' models).
+//! and the overtaken pop's), with a sender that takes a set `POPPING` for
+//! an empty list (it grows the queue: the racing pops' models), and with a
+//! slow path that goes on from a pop's outcome without popping again after
+//! each wait (it never sees the other pop end:
+//! `broken_slow_path_that_never_pops_again_is_caught`).
 
 use std::collections::VecDeque;
 use std::mem::{self, MaybeUninit};

@@ -10,8 +10,9 @@ use std::collections::VecDeque;
 use loom::sync::Arc;
 use loom::thread;
 
-use super::{Queue, CLOSED, ID, NIL};
+use super::{Pop, Queue, CLOSED, ID, NIL};
 use crate::loom::harness::check;
+use crate::loom::Backoff;
 use crate::loom::Ordering::{AcqRel, Acquire, Relaxed};
 
 /// How a model's producers push: `Queue::push`, or a broken variant below.
@@ -73,13 +74,17 @@ fn take_all_relaxed_release(queue: &Queue<u32>, out: &mut VecDeque<u32>) -> usiz
     chain.len
 }
 
-/// One producer thread per message, each pushing its own.
-fn spawn_pushes(queue: &Arc<Queue<u32>>, msgs: &[u32]) -> Vec<thread::JoinHandle<()>> {
+/// One producer thread per message, each pushing its own with `push`.
+fn spawn_pushes(
+    queue: &Arc<Queue<u32>>,
+    msgs: &[u32],
+    push: PushFn<u32>,
+) -> Vec<thread::JoinHandle<()>> {
     msgs.iter()
         .map(|&msg| {
             let queue = Arc::clone(queue);
             thread::spawn(move || {
-                queue.push(msg).unwrap();
+                push(&queue, msg).unwrap();
             })
         })
         .collect()
@@ -177,7 +182,7 @@ fn free_list_reuse(name: &str, take: TakeFn) {
         queue.push(2).unwrap();
         queue.push(3).unwrap();
         let consumer = spawn_take(&queue, take);
-        join_all(spawn_pushes(&queue, &[4, 5]));
+        join_all(spawn_pushes(&queue, &[4, 5], Queue::push));
         got.extend(consumer.join().unwrap());
         queue.take_all(&mut got);
         got.make_contiguous()[3..].sort_unstable();
@@ -249,7 +254,8 @@ fn broken_relaxed_first_release_is_caught() {
 /// free (3 is the last, which senders leave), and no fresh slot is left.
 /// A sender that finds the other popping must wait for that pop, not grow
 /// the queue. With `take`, the consumer takes and appends at the same time.
-fn racing_pops(name: &str, take: bool) {
+/// The senders push with `push`.
+fn racing_pops(name: &str, take: bool, push: PushFn<u32>) {
     check(name, move || {
         let queue = Arc::new(Queue::<u32>::new());
         let mut got = VecDeque::new();
@@ -258,7 +264,7 @@ fn racing_pops(name: &str, take: bool) {
         }
         queue.take_all(&mut got);
         assert_eq!(queue.chunk_count(), 2, "chunks of 1 and 2 slots");
-        let producers = spawn_pushes(&queue, &[4, 5]);
+        let producers = spawn_pushes(&queue, &[4, 5], push);
         let consumer = take.then(|| spawn_take(&queue, Queue::take_all));
         join_all(producers);
         if let Some(consumer) = consumer {
@@ -274,12 +280,49 @@ fn racing_pops(name: &str, take: bool) {
 /// Fails with a sender that grows the queue when the other is popping.
 #[test]
 fn racing_pops_do_not_grow_the_queue() {
-    racing_pops("racing_pops_do_not_grow_the_queue", false);
+    racing_pops("racing_pops_do_not_grow_the_queue", false, Queue::push);
 }
 
 #[test]
 fn racing_pops_and_a_take_do_not_grow_the_queue() {
-    racing_pops("racing_pops_and_a_take_do_not_grow_the_queue", true);
+    racing_pops(
+        "racing_pops_and_a_take_do_not_grow_the_queue",
+        true,
+        Queue::push,
+    );
+}
+
+/// `Queue::push` whose slow path goes on from the first pop's outcome
+/// without popping again after each wait (broken: a sender that found the
+/// other one popping never sees that pop end, and waits for ever).
+fn push_never_popping_again(queue: &Queue<u32>, value: u32) -> Result<bool, u32> {
+    let (id, slot) = match queue.try_pop_free() {
+        Ok(popped) => popped,
+        Err(why) => {
+            let mut backoff = Backoff::new();
+            loop {
+                let id = match why {
+                    Pop::Busy => None,
+                    Pop::Empty => queue.try_take_fresh().or_else(|| queue.grow()),
+                };
+                if let Some(id) = id.or_else(|| queue.try_take_fresh()) {
+                    break (id, queue.slot(id));
+                }
+                backoff.snooze();
+            }
+        }
+    };
+    queue.push_into(id, slot, value)
+}
+
+#[test]
+#[should_panic(expected = "maximum number of branches")]
+fn broken_slow_path_that_never_pops_again_is_caught() {
+    racing_pops(
+        "broken_slow_path_that_never_pops_again_is_caught",
+        false,
+        push_never_popping_again,
+    );
 }
 
 /// The slots of queued messages, newest first.
@@ -479,7 +522,7 @@ fn push_count(name: &str, take: ChainTakeFn<u32>) {
                 queue.push(2).unwrap();
             })
         };
-        let b = spawn_pushes(&queue, &[3]);
+        let b = spawn_pushes(&queue, &[3], Queue::push);
         let consumer = {
             let queue = Arc::clone(&queue);
             thread::spawn(move || {
